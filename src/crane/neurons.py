@@ -1,0 +1,233 @@
+"""NeuronSet: language → layer → neuron indices, with the provenance that produced it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crane.errors import NeuronSetError
+from crane.io import atomic_write_text
+from crane.models.sites import SITES, ModelShape
+
+FORMAT = "crane-neuron-set"
+FORMAT_VERSION = 1
+
+LayerIndices = dict[int, list[int]]
+"""layer → sorted, unique neuron indices in ``[0, d_ff)``."""
+
+
+def _clean_layers(layers: Mapping[Any, Iterable[Any]], where: str) -> LayerIndices:
+    clean: LayerIndices = {}
+    for layer, indices in layers.items():
+        try:
+            layer_i = int(layer)
+            values = sorted({int(i) for i in indices})
+        except (TypeError, ValueError) as exc:
+            raise NeuronSetError(
+                f"Neuron set {where} has a non-integer layer or index ({exc}); "
+                "layers and indices must be whole numbers."
+            ) from None
+        if layer_i < 0 or any(v < 0 for v in values):
+            raise NeuronSetError(
+                f"Neuron set {where} has a negative layer or neuron index; indices start at 0."
+            )
+        if values:
+            clean[layer_i] = values
+    return dict(sorted(clean.items()))
+
+
+@dataclass
+class NeuronSet:
+    """Per-language neuron indices at one site of one model.
+
+    Attributes:
+        neurons: language → layer → sorted indices.
+        site: the neuron site the indices refer to (``down_in`` or ``act``).
+        n_layers, d_ff: the shape of the model the set was found on (``None`` if unknown).
+        meta: provenance: method, thresholds, model identity, corpus hashes, seed, ...
+    """
+
+    neurons: dict[str, LayerIndices]
+    site: str = "down_in"
+    n_layers: int | None = None
+    d_ff: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.site not in SITES:
+            raise NeuronSetError(
+                f"Neuron set site '{self.site}' is unknown; use one of: {', '.join(SITES)}."
+            )
+        self.neurons = {
+            str(lang): _clean_layers(layers, f"language '{lang}'")
+            for lang, layers in self.neurons.items()
+        }
+        if self.n_layers is not None and self.d_ff is not None:
+            self._check_ranges(self.n_layers, self.d_ff, "the shape it records")
+
+    # ---- queries -------------------------------------------------------------------------
+    @property
+    def languages(self) -> list[str]:
+        return list(self.neurons)
+
+    def layers(self, language: str) -> LayerIndices:
+        """layer → indices for one language."""
+        if language not in self.neurons:
+            raise NeuronSetError(
+                f"Neuron set has no language '{language}'; it has: {', '.join(self.languages)}."
+            )
+        return self.neurons[language]
+
+    def size(self, language: str | None = None) -> int:
+        """Number of neurons of one language (or of all languages, counted per language)."""
+        langs = self.languages if language is None else [language]
+        return sum(len(ix) for lang in langs for ix in self.layers(lang).values())
+
+    def layer_counts(self, language: str, n_layers: int | None = None) -> list[int]:
+        """Neurons per layer for one language, as a list of length ``n_layers``."""
+        layers = self.layers(language)
+        n = n_layers or self.n_layers or (max(layers, default=-1) + 1)
+        return [len(layers.get(i, [])) for i in range(n)]
+
+    def union(self, languages: Iterable[str] | None = None) -> LayerIndices:
+        """layer → indices in any of ``languages`` (default: all)."""
+        merged: dict[int, set[int]] = {}
+        for lang in self.languages if languages is None else languages:
+            for layer, indices in self.layers(lang).items():
+                merged.setdefault(layer, set()).update(indices)
+        return {layer: sorted(ix) for layer, ix in sorted(merged.items())}
+
+    # ---- validation ----------------------------------------------------------------------
+    def _check_ranges(self, n_layers: int, d_ff: int, what: str) -> None:
+        for lang, layers in self.neurons.items():
+            for layer, indices in layers.items():
+                if layer >= n_layers:
+                    raise NeuronSetError(
+                        f"Neuron set language '{lang}' uses layer {layer}, but {what} has "
+                        f"{n_layers} layers; use a neuron set made for this model."
+                    )
+                if indices and indices[-1] >= d_ff:
+                    raise NeuronSetError(
+                        f"Neuron set language '{lang}' uses neuron {indices[-1]} in layer {layer}, "
+                        f"but {what} has MLP width {d_ff}; use a neuron set made for this model."
+                    )
+
+    def check_fits(self, shape: ModelShape) -> None:
+        """Raise :class:`NeuronSetError` unless the set fits a model of ``shape``."""
+        if self.n_layers is not None and self.d_ff is not None:
+            if (self.n_layers, self.d_ff) != (shape.n_layers, shape.d_ff):
+                raise NeuronSetError(
+                    f"Neuron set was made for a model with {self.n_layers} layers × {self.d_ff} "
+                    f"neurons, but this model has {shape.n_layers} × {shape.d_ff}; "
+                    "use a neuron set made for this model."
+                )
+        self._check_ranges(shape.n_layers, shape.d_ff, "the model")
+
+    # ---- derived sets --------------------------------------------------------------------
+    def random_like(self, seed: int = 0, d_ff: int | None = None) -> NeuronSet:
+        """A layer-matched random control: same languages and per-layer counts, random indices."""
+        width = d_ff or self.d_ff
+        if width is None:
+            raise NeuronSetError("A random control needs the MLP width; pass d_ff.")
+        rng = np.random.default_rng(seed)
+        neurons = {
+            lang: {
+                layer: sorted(rng.choice(width, size=len(ix), replace=False).tolist())
+                for layer, ix in layers.items()
+            }
+            for lang, layers in self.neurons.items()
+        }
+        meta = {"method": "random", "matched_to": self.meta.get("method"), "seed": seed}
+        return NeuronSet(neurons, self.site, self.n_layers, width, meta)
+
+    @classmethod
+    def random(
+        cls,
+        shape: ModelShape,
+        count: int,
+        *,
+        language: str = "random",
+        site: str = "down_in",
+        seed: int = 0,
+    ) -> NeuronSet:
+        """``count`` neurons spread evenly over layers, uniformly at random inside each layer."""
+        if not 0 < count <= shape.n_neurons:
+            raise NeuronSetError(
+                f"A random set needs between 1 and {shape.n_neurons} neurons, got {count}."
+            )
+        rng = np.random.default_rng(seed)
+        per_layer = [count // shape.n_layers] * shape.n_layers
+        for i in rng.choice(shape.n_layers, size=count % shape.n_layers, replace=False):
+            per_layer[int(i)] += 1
+        layers = {
+            layer: sorted(rng.choice(shape.d_ff, size=k, replace=False).tolist())
+            for layer, k in enumerate(per_layer)
+        }
+        meta = {"method": "random", "seed": seed, "count": count}
+        return cls({language: layers}, site, shape.n_layers, shape.d_ff, meta)
+
+    # ---- persistence ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "site": self.site,
+            "n_layers": self.n_layers,
+            "d_ff": self.d_ff,
+            "meta": self.meta,
+            "neurons": {
+                lang: {str(layer): ix for layer, ix in layers.items()}
+                for lang, layers in self.neurons.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "neuron set") -> NeuronSet:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise NeuronSetError(
+                f"{where} is not a crane neuron set (no \"format\": \"{FORMAT}\"); "
+                "save sets with NeuronSet.save or import LAPE files with crane neurons import-lape."
+            )
+        if data.get("version") != FORMAT_VERSION:
+            raise NeuronSetError(
+                f"{where} has format version {data.get('version')}, this crane reads version "
+                f"{FORMAT_VERSION}; recreate it with this version."
+            )
+        neurons = data.get("neurons")
+        if not isinstance(neurons, dict) or not all(isinstance(v, dict) for v in neurons.values()):
+            raise NeuronSetError(
+                f"{where} has no valid \"neurons\" mapping (language → layer → indices)."
+            )
+        return cls(
+            neurons=neurons,
+            site=str(data.get("site", "down_in")),
+            n_layers=data.get("n_layers"),
+            d_ff=data.get("d_ff"),
+            meta=dict(data.get("meta") or {}),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the set as JSON (atomically)."""
+        path = Path(path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> NeuronSet:
+        """Read a set saved by :meth:`save` (JSON only; nothing is executed)."""
+        path = Path(path)
+        if not path.is_file():
+            raise NeuronSetError(f"Neuron set file {path} does not exist; check the path.")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise NeuronSetError(
+                f"Neuron set file {path} is not valid JSON ({exc.__class__.__name__}); "
+                "save sets with NeuronSet.save."
+            ) from None
+        return cls.from_dict(data, where=f"Neuron set file {path}")

@@ -1,0 +1,62 @@
+"""NeuronSet: validation, persistence, random controls."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crane.errors import NeuronSetError
+from crane.models.sites import ModelShape
+from crane.neurons import NeuronSet
+
+SHAPE = ModelShape("llama", "llama", n_layers=4, d_ff=50)
+
+
+def test_round_trip_and_queries(tmp_path) -> None:
+    ns = NeuronSet({"en": {"2": [5, 1, 1], 0: [3]}, "zh": {3: [49]}}, n_layers=4, d_ff=50,
+                   meta={"method": "test"})
+    assert ns.layers("en") == {0: [3], 2: [1, 5]}
+    assert ns.size("en") == 3 and ns.size() == 4
+    assert ns.layer_counts("en") == [1, 0, 2, 0]
+    assert ns.union() == {0: [3], 2: [1, 5], 3: [49]}
+    path = ns.save(tmp_path / "set.json")
+    again = NeuronSet.load(path)
+    assert again.neurons == ns.neurons and again.meta == {"method": "test"}
+    assert not list(tmp_path.glob(".*tmp")), "temporary file left behind"
+
+
+def test_random_layer_matched_and_seeded() -> None:
+    ns = NeuronSet({"en": {0: [1, 2, 3], 2: [4]}}, n_layers=4, d_ff=50)
+    a, b, c = ns.random_like(seed=1), ns.random_like(seed=1), ns.random_like(seed=2)
+    assert a.layer_counts("en") == ns.layer_counts("en")
+    assert a.neurons == b.neurons and a.neurons != c.neurons
+    r = NeuronSet.random(SHAPE, 10, seed=0)
+    assert r.size() == 10 and max(r.layer_counts("random")) - min(r.layer_counts("random")) <= 1
+
+
+def test_fit_checks() -> None:
+    NeuronSet({"en": {3: [49]}}).check_fits(SHAPE)
+    with pytest.raises(NeuronSetError, match="MLP width 50"):
+        NeuronSet({"en": {0: [50]}}).check_fits(SHAPE)
+    with pytest.raises(NeuronSetError, match="4 layers"):
+        NeuronSet({"en": {4: [0]}}).check_fits(SHAPE)
+    with pytest.raises(NeuronSetError, match="made for a model with 18"):
+        NeuronSet({"en": {0: [0]}}, n_layers=18, d_ff=2048).check_fits(SHAPE)
+    with pytest.raises(NeuronSetError, match="negative"):
+        NeuronSet({"en": {0: [-1]}})
+    with pytest.raises(NeuronSetError, match="non-integer"):
+        NeuronSet({"en": {0: ["x"]}})
+    with pytest.raises(NeuronSetError, match="no language 'vi'"):
+        NeuronSet({"en": {0: [1]}}).layers("vi")
+
+
+def test_load_rejects_foreign_files(tmp_path) -> None:
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(NeuronSetError, match="not valid JSON"):
+        NeuronSet.load(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text(json.dumps({"a": 1}))
+    with pytest.raises(NeuronSetError, match="not a crane neuron set"):
+        NeuronSet.load(tmp_path / "other.json")
+    with pytest.raises(NeuronSetError, match="does not exist"):
+        NeuronSet.load(tmp_path / "missing.json")
