@@ -1,0 +1,285 @@
+"""The ``crane`` command line: a thin layer over the library, rendered with rich."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+
+from crane.errors import CraneError
+
+app = typer.Typer(
+    name="crane",
+    help="Find the neurons a multilingual language model needs for each language (CRANE).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Load and inspect models.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect corpora.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class RichReporter:
+    """Renders library progress events as rich progress bars and status lines."""
+
+    def __init__(self, progress: RichProgress) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def start(self, description: str, total: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, visible=False)
+        self.task = self.progress.add_task(description, total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, steps)
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(f"[dim]{text}[/dim]")
+
+
+def _progress() -> RichProgress:
+    return RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+# ---- models -----------------------------------------------------------------------------
+ModelArg = Annotated[str, typer.Argument(help="Hub id, local model directory, .gguf file, or gemma-3-270m.")]
+DtypeOpt = Annotated[str, typer.Option(help="float32 | bfloat16 | float16 | auto.")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu | cuda | cuda:N | mps | auto (accelerate device_map).")]
+TrustOpt = Annotated[bool, typer.Option(help="Allow a model's own Python code (only for sources you trust).")]
+
+
+@models_app.command("check")
+def models_check(
+    model: ModelArg,
+    dtype: DtypeOpt = "float32",
+    device: DeviceOpt = "cpu",
+    trust_remote_code: TrustOpt = False,
+) -> None:
+    """Load a model, check its neuron sites, and print its family, layers and MLP width."""
+    from crane.models.loading import describe, load_model
+
+    with _progress() as bar:
+        reporter = RichReporter(bar)
+        loaded = load_model(
+            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+            progress=reporter.message,
+        )
+    info = describe(loaded)
+    table = Table(title=f"model check: {model}", show_header=False)
+    for key, value in info.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items() if v is not None)
+        elif isinstance(value, (list, tuple)):
+            value = ", ".join(map(str, value))
+        table.add_row(str(key), str(value))
+    console.print(table)
+    console.print("[green]ok[/green]: every neuron site fires once per layer with width d_ff.")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List the supported architecture families and their model types."""
+    from crane.models.adapters import _REGISTRY
+
+    table = Table("family", "model types", "layers", "down projection", "activation", "gated")
+    by_family: dict[str, Any] = {}
+    for model_type, adapter in sorted(_REGISTRY.items()):
+        by_family.setdefault(adapter.family, (adapter, []))[1].append(model_type)
+    for family, (adapter, types) in sorted(by_family.items()):
+        table.add_row(
+            family, ", ".join(types), " | ".join(adapter.layers),
+            f"{adapter.mlp}.{adapter.down_proj}", f"{adapter.mlp}.{adapter.act}",
+            "yes" if adapter.gated else "no",
+        )
+    console.print(table)
+
+
+# ---- data -------------------------------------------------------------------------------
+@data_app.command("show")
+def data_show(
+    corpus: Annotated[
+        list[Path] | None, typer.Option(help="Corpus file or directory to describe (repeatable).")
+    ] = None,
+    lang: Annotated[str | None, typer.Option(help="Language of plain-text files.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto | text | jsonl | csv | parquet.")] = "auto",
+    text_field: Annotated[str, typer.Option(help="Text field/column (JSONL, CSV, Parquet).")] = "text",
+    lang_field: Annotated[str, typer.Option(help="Language field/column.")] = "lang",
+    unit: Annotated[str, typer.Option(help="Plain text: one text per 'line' or 'paragraph'.")] = "line",
+) -> None:
+    """Show the built-in corpora (and any corpus files given) with sizes per language."""
+    from crane.data.builtin import describe_builtin
+    from crane.data.corpus import read_corpus
+
+    table = Table("corpus", "language", "texts", "characters", "bytes", "note")
+    for entry in describe_builtin():
+        if not entry.get("available"):
+            table.add_row(entry["name"], "-", "-", "-", "-", str(entry.get("reason", "")))
+            continue
+        for row in entry.get("summary", []):
+            table.add_row(
+                entry["name"], row["language"], str(row["texts"]), str(row["chars"]),
+                str(row["bytes"]), str(entry.get("note", "")),
+            )
+    for path in corpus or []:
+        found = read_corpus(
+            path, lang=lang, fmt=fmt, text_field=text_field, lang_field=lang_field, unit=unit
+        )
+        for row in found.summary():
+            table.add_row(
+                str(path), row["language"], str(row["texts"]), str(row["chars"]),
+                str(row["bytes"]), f"sha256 {found.provenance['sha256'][:12]}",
+            )
+    console.print(table)
+
+
+# ---- evaluate ---------------------------------------------------------------------------
+def _print_matrix(title: str, matrix: Any) -> None:
+    bpb, delta = matrix.bpb(), matrix.delta()
+    table = Table(title=title)
+    table.add_column("masked \\ evaluated")
+    table.add_column("neurons", justify="right")
+    for lang in bpb.columns:
+        table.add_column(f"{lang} bits/byte", justify="right")
+    for row in bpb.index:
+        cells = [
+            f"{bpb.loc[row, lang]:.3f}" if row == "none"
+            else f"{bpb.loc[row, lang]:.3f} ({delta.loc[row, lang]:+.3f})"
+            for lang in bpb.columns
+        ]
+        table.add_row(row, str(matrix.sizes.get(row, 0)), *cells)
+    console.print(table)
+
+
+@app.command("evaluate")
+def evaluate(
+    model: Annotated[str, typer.Option(help="Hub id, model directory, .gguf file or gemma-3-270m.")],
+    neurons: Annotated[
+        list[Path] | None, typer.Option(help="Neuron set JSON file to mask (repeatable).")
+    ] = None,
+    corpus: Annotated[str, typer.Option(help="Built-in corpus name (udhr, gettext) or a path.")] = "udhr",
+    part: Annotated[str, typer.Option(help="Built-in corpus part: identify | heldout | all.")] = "heldout",
+    langs: Annotated[str | None, typer.Option(help="Languages to evaluate, e.g. en,zh,vi.")] = None,
+    lang: Annotated[str | None, typer.Option(help="Language of plain-text corpus files.")] = None,
+    random_controls: Annotated[bool, typer.Option(help="Add a layer-matched random set per row.")] = True,
+    mode: Annotated[str, typer.Option(help="Masking mode: zero | scale.")] = "zero",
+    alpha: Annotated[float, typer.Option(help="Factor for --mode scale.")] = 0.0,
+    seed: int = 0,
+    batch_size: Annotated[int, typer.Option(help="Most windows per batch.")] = 64,
+    batch_tokens: Annotated[int, typer.Option(help="Most padded tokens per batch.")] = 1024,
+    max_length: int = 128,
+    dtype: DtypeOpt = "float32",
+    device: DeviceOpt = "cpu",
+    trust_remote_code: TrustOpt = False,
+    out: Annotated[Path | None, typer.Option(help="Write the matrix as JSON here.")] = None,
+) -> None:
+    """Bits per byte per language, unmasked and with each neuron set masked."""
+    from crane.data.builtin import load_corpus
+    from crane.data.languages import parse_language_list
+    from crane.evaluate.bpb import masking_matrix
+    from crane.io import atomic_write_text
+    from crane.models.loading import load_model
+    from crane.neurons import NeuronSet
+
+    sets = {path.stem: NeuronSet.load(path) for path in neurons or []}
+    loaded_corpus = load_corpus(corpus, part=part, lang=lang)
+    if langs:
+        loaded_corpus = loaded_corpus.select(parse_language_list(langs))
+    with _progress() as bar:
+        reporter = RichReporter(bar)
+        loaded = load_model(
+            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+            progress=reporter.message,
+        )
+        for neuron_set in sets.values():
+            neuron_set.check_fits(loaded.shape)
+        matrix = masking_matrix(
+            loaded.model, loaded.tokenizer, loaded_corpus, sets,
+            random_controls=random_controls, seed=seed, mode=mode, alpha=alpha,
+            batch_size=batch_size, max_tokens=batch_tokens, max_length=max_length, adapter=loaded.adapter,
+            progress=reporter,
+        )
+    _print_matrix(f"bits per byte on {corpus} ({part}); change vs unmasked in brackets", matrix)
+    if out is not None:
+        atomic_write_text(out, json.dumps(matrix.to_dict(), indent=1, default=str) + "\n")
+        console.print(f"wrote {out}")
+
+
+# ---- demo -------------------------------------------------------------------------------
+@app.command("demo")
+def demo(
+    model: Annotated[str, typer.Option(help="Model to run the demo on.")] = "gemma-3-270m",
+    fraction: Annotated[float, typer.Option(help="Random mask size as a fraction of all neurons.")] = 0.005,
+    seed: int = 0,
+    batch_size: Annotated[int, typer.Option(help="Most windows per batch.")] = 64,
+    batch_tokens: Annotated[int, typer.Option(help="Most padded tokens per batch.")] = 1024,
+    max_length: int = 128,
+    gettext_texts: Annotated[int, typer.Option(help="Held-out gettext sentences per language.")] = 200,
+    out: Annotated[Path, typer.Option(help="Directory for demo.json.")] = Path("runs/demo"),
+) -> None:
+    """Run the demo on the packaged Gemma 3 270M: bits/byte per language, with a random mask."""
+    from crane.demo import run_demo
+
+    if not 0 < fraction < 1:
+        raise typer.BadParameter("--fraction must be between 0 and 1 (e.g. 0.005 for 0.5%).")
+    with _progress() as bar:
+        result = run_demo(
+            model=model, fraction=fraction, seed=seed, batch_size=batch_size, batch_tokens=batch_tokens,
+            max_length=max_length, gettext_texts=gettext_texts, out=out,
+            progress=RichReporter(bar),
+        )
+    for note in result.notes:
+        console.print(f"[yellow]note[/yellow]: {note}")
+    for name, matrix in result.matrices.items():
+        _print_matrix(f"{name}: bits per byte (change vs unmasked)", matrix)
+    console.print(
+        f"model {result.model.get('spec')} ({result.model.get('n_layers')} layers × "
+        f"{result.model.get('d_ff')} neurons); random mask {result.random_size} neurons; "
+        f"{result.seconds:.0f} s; results in {out / 'demo.json'}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; user errors print one sentence and exit with code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except CraneError as exc:
+        err_console.print(f"[bold red]error[/bold red]: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""Masked evaluation: bits per byte per language under neuron masks, and its matrices."""
+
+from __future__ import annotations
+
+from crane.evaluate.bpb import BitsPerByte, MaskingMatrix, bits_per_byte, masking_matrix
+
+__all__ = ["BitsPerByte", "MaskingMatrix", "bits_per_byte", "masking_matrix"]

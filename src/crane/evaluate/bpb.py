@@ -1,0 +1,256 @@
+"""Bits per UTF-8 byte per language, unmasked and under neuron masks.
+
+Bits per byte is tokenizer-neutral: the total negative log-likelihood of a text's tokens
+(in bits) divided by the text's UTF-8 byte count, so languages and models with different
+tokenizers can be compared (per-token perplexity cannot).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crane.data.batching import TokenizedTexts, count_batches, iter_batches, pad_token_id, tokenize_texts
+from crane.data.corpus import Corpus
+from crane.errors import ConfigError, LanguageError
+from crane.intervene import mask_neurons
+from crane.models.adapters import Adapter, get_adapter
+from crane.models.sites import model_shape
+from crane.neurons import NeuronSet
+from crane.progress import NullProgress, Progress
+
+NONE = "none"
+"""Row name of the unmasked condition."""
+
+
+@dataclass
+class BitsPerByte:
+    """Per-text negative log-likelihood of one language's texts.
+
+    Attributes:
+        nats: ``[n_texts]`` summed NLL of each text's predicted tokens, in nats (float64).
+        n_bytes: ``[n_texts]`` UTF-8 bytes of each text.
+        n_tokens: ``[n_texts]`` predicted tokens of each text.
+    """
+
+    nats: np.ndarray
+    n_bytes: np.ndarray
+    n_tokens: np.ndarray
+
+    @property
+    def value(self) -> float:
+        """Bits per byte over all texts (total bits / total bytes)."""
+        return float(self.nats.sum() / math.log(2) / max(int(self.n_bytes.sum()), 1))
+
+
+def _device(model: nn.Module) -> torch.device:
+    device = getattr(model, "device", None)
+    return device if isinstance(device, torch.device) else next(model.parameters()).device
+
+
+@torch.no_grad()
+def text_nats(
+    model: nn.Module,
+    tokenized: TokenizedTexts,
+    *,
+    batch_size: int = 64,
+    max_tokens: int | None = 1024,
+    pad_id: int = 0,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Summed next-token NLL (nats) per text: ``[n_texts]`` float64."""
+    progress = progress or NullProgress()
+    totals = torch.zeros(len(tokenized.n_bytes), dtype=torch.float64)
+    device = _device(model)
+    batches = iter_batches(tokenized, batch_size=batch_size, pad_id=pad_id, max_tokens=max_tokens)
+    for batch in batches:
+        logits = model(
+            input_ids=batch.input_ids.to(device),
+            attention_mask=batch.attention_mask.to(device),
+            use_cache=False,
+        ).logits
+        labels = batch.labels.to(logits.device)
+        nll = F.cross_entropy(
+            logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="none"
+        ).view_as(labels)
+        if not torch.isfinite(nll).all():
+            raise ConfigError(
+                "The model produced NaN or infinite log-probabilities; "
+                "load it in float32 (--dtype float32) or check its weights."
+            )
+        per_row = nll.double().sum(dim=1).cpu()
+        totals.index_add_(0, batch.text_index, per_row)
+        progress.advance(1)
+    return totals.numpy()
+
+
+def bits_per_byte(
+    model: nn.Module,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
+    max_tokens: int | None = 1024,
+    max_length: int = 128,
+    progress: Progress | None = None,
+) -> BitsPerByte:
+    """Bits per byte of ``texts`` under ``model`` (with whatever masks are active)."""
+    if not texts:
+        raise LanguageError("There are no texts to evaluate; give at least one non-empty text.")
+    tokenized = tokenize_texts(tokenizer, list(texts), max_length=max_length)
+    if progress is not None:
+        progress.start(
+            "bits per byte", count_batches(tokenized, batch_size=batch_size, max_tokens=max_tokens)
+        )
+    nats = text_nats(
+        model,
+        tokenized,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        pad_id=pad_token_id(tokenizer),
+        progress=progress,
+    )
+    return BitsPerByte(nats, np.asarray(tokenized.n_bytes), np.asarray(tokenized.n_tokens))
+
+
+@dataclass
+class MaskingMatrix:
+    """Bits per byte for every (masking condition, evaluated language) pair.
+
+    Rows: ``none`` (unmasked), one row per masked (set, language), and layer-matched random
+    controls named ``random~<row>``. Columns: evaluated languages.
+    """
+
+    languages: list[str]
+    conditions: list[str]
+    results: dict[tuple[str, str], BitsPerByte]
+    sizes: dict[str, int]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def bpb(self) -> pd.DataFrame:
+        """Bits per byte: rows = conditions, columns = evaluated languages."""
+        data = [[self.results[(c, lang)].value for lang in self.languages] for c in self.conditions]
+        frame = pd.DataFrame(data, index=self.conditions, columns=self.languages)
+        frame.index.name, frame.columns.name = "masked", "evaluated"
+        return frame
+
+    def delta(self) -> pd.DataFrame:
+        """Change in bits per byte against the unmasked row."""
+        table = self.bpb()
+        return table - table.loc[NONE]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready numbers with sizes and provenance."""
+        return {
+            "languages": self.languages,
+            "conditions": self.conditions,
+            "sizes": self.sizes,
+            "bits_per_byte": self.bpb().to_dict(orient="index"),
+            "delta": self.delta().to_dict(orient="index"),
+            "meta": self.meta,
+        }
+
+
+def _masks_by_row(
+    masks: Mapping[str, NeuronSet], random_controls: bool, seed: int, d_ff: int
+) -> dict[str, NeuronSet]:
+    rows: dict[str, NeuronSet] = {}
+    for name, neuron_set in masks.items():
+        for lang in neuron_set.languages:
+            single = NeuronSet(
+                {lang: neuron_set.layers(lang)},
+                neuron_set.site,
+                neuron_set.n_layers,
+                neuron_set.d_ff,
+                neuron_set.meta,
+            )
+            row = name if len(neuron_set.languages) == 1 else f"{name}:{lang}"
+            rows[row] = single
+    if random_controls:
+        for offset, (row, single) in enumerate(list(rows.items())):
+            rows[f"random~{row}"] = single.random_like(seed=seed + offset, d_ff=d_ff)
+    return rows
+
+
+def masking_matrix(
+    model: nn.Module,
+    tokenizer: Any,
+    corpus: Corpus,
+    masks: Mapping[str, NeuronSet],
+    *,
+    random_controls: bool = True,
+    seed: int = 0,
+    mode: str = "zero",
+    alpha: float = 0.0,
+    means: torch.Tensor | None = None,
+    batch_size: int = 64,
+    max_tokens: int | None = 1024,
+    max_length: int = 128,
+    adapter: Adapter | None = None,
+    progress: Progress | None = None,
+) -> MaskingMatrix:
+    """Evaluate bits per byte of every language of ``corpus`` unmasked and under each mask.
+
+    Each NeuronSet in ``masks`` gives one row per language it holds (that language's neurons
+    masked); with ``random_controls`` each row gets a layer-matched random set of the same size.
+    """
+    adapter = adapter or get_adapter(model)
+    shape = model_shape(model, adapter)
+    for name, neuron_set in masks.items():
+        neuron_set.check_fits(shape)
+    rows = _masks_by_row(masks, random_controls, seed, shape.d_ff)
+    languages = corpus.languages
+    pad_id = pad_token_id(tokenizer)
+    tokenized = {
+        lang: tokenize_texts(tokenizer, corpus[lang], max_length=max_length) for lang in languages
+    }
+    progress = progress or NullProgress()
+    total = (1 + len(rows)) * sum(
+        count_batches(t, batch_size=batch_size, max_tokens=max_tokens) for t in tokenized.values()
+    )
+    progress.start("masked evaluation", total)
+
+    def evaluate_all(condition: str) -> None:
+        for lang in languages:
+            tok = tokenized[lang]
+            nats = text_nats(
+                model,
+                tok,
+                batch_size=batch_size,
+                max_tokens=max_tokens,
+                pad_id=pad_id,
+                progress=progress,
+            )
+            results[(condition, lang)] = BitsPerByte(
+                nats, np.asarray(tok.n_bytes), np.asarray(tok.n_tokens)
+            )
+
+    results: dict[tuple[str, str], BitsPerByte] = {}
+    evaluate_all(NONE)
+    for row, neuron_set in rows.items():
+        with mask_neurons(
+            model, neuron_set, mode=mode, alpha=alpha, means=means, adapter=adapter
+        ):
+            evaluate_all(row)
+    sizes = {NONE: 0, **{row: s.size() for row, s in rows.items()}}
+    meta = {
+        "mode": mode,
+        "alpha": alpha if mode == "scale" else None,
+        "seed": seed,
+        "batch_size": batch_size,
+        "max_tokens": max_tokens,
+        "max_length": max_length,
+        "corpus": corpus.provenance,
+        "site": {row: s.site for row, s in rows.items()},
+        "n_layers": shape.n_layers,
+        "d_ff": shape.d_ff,
+    }
+    return MaskingMatrix(languages, [NONE, *rows], results, sizes, meta)

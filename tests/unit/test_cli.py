@@ -1,0 +1,140 @@
+"""The command line: happy paths on a tiny model, and bad inputs → one sentence, exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crane.cli import main
+from crane.neurons import NeuronSet
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_clear_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    message = errors[0]
+    tail = err[err.index("error:"):].strip()
+    assert tail == message, f"error spans several lines: {tail!r}"
+    for needle in needles:
+        assert needle.lower() in message.lower(), (needle, message)
+
+
+def test_models_list(capsys) -> None:
+    code, out, _ = run(["models", "list"], capsys)
+    assert code == 0
+    for family in ("llama", "gemma3", "gpt2", "bloom", "qwen3"):
+        assert family in out
+
+
+def test_models_check_tiny_model(tiny_llama_dir: Path, capsys) -> None:
+    code, out, err = run(["models", "check", str(tiny_llama_dir)], capsys)
+    assert code == 0, err
+    assert "llama" in out and "96" in out and "ok" in out
+
+
+def test_evaluate_tiny_model_with_neuron_set(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
+    texts = tmp_path / "en.txt"
+    texts.write_text("The quick brown fox jumps over the lazy dog.\nAll human beings are born free.\n")
+    neurons = NeuronSet({"en": {0: [1, 2, 3]}}, n_layers=2, d_ff=96).save(tmp_path / "set.json")
+    out_json = tmp_path / "matrix.json"
+    code, out, err = run(
+        ["evaluate", "--model", str(tiny_llama_dir), "--corpus", str(texts), "--neurons",
+         str(neurons), "--out", str(out_json)],
+        capsys,
+    )
+    assert code == 0, err
+    matrix = json.loads(out_json.read_text())
+    assert matrix["conditions"] == ["none", "set", "random~set"]
+    assert matrix["sizes"]["set"] == 3
+    assert matrix["delta"]["set"]["en"] != 0.0
+
+
+def test_data_show_builtin_and_file(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "vi.txt"
+    path.write_text("Xin chào thế giới.\nTôi là một câu.\n")
+    code, out, err = run(["data", "show", "--corpus", str(path)], capsys)
+    assert code == 0, err
+    assert "udhr" in out and "vi" in out
+
+
+def test_missing_model_path(tmp_path: Path, capsys) -> None:
+    code, _, err = run(["models", "check", str(tmp_path / "nope")], capsys)
+    assert_clear_error(code, err, "does not exist")
+
+
+def test_unsupported_architecture(tmp_path: Path, capsys) -> None:
+    from transformers import OPTConfig, OPTForCausalLM
+
+    model = OPTForCausalLM(
+        OPTConfig(vocab_size=64, hidden_size=32, ffn_dim=48, num_hidden_layers=1,
+                  num_attention_heads=2, word_embed_proj_dim=32, max_position_embeddings=32)
+    )
+    model.save_pretrained(tmp_path / "opt")
+    code, _, err = run(["models", "check", str(tmp_path / "opt")], capsys)
+    assert_clear_error(code, err, "not supported", "llama", "register")
+
+
+def test_unknown_language(tiny_llama_dir: Path, capsys) -> None:
+    code, _, err = run(
+        ["evaluate", "--model", str(tiny_llama_dir), "--corpus", "udhr", "--langs", "en,xq"], capsys
+    )
+    assert_clear_error(code, err, "xq")
+
+
+def test_language_absent_from_corpus(tiny_llama_dir: Path, capsys) -> None:
+    code, _, err = run(
+        ["evaluate", "--model", str(tiny_llama_dir), "--corpus", "udhr", "--langs", "en,fr"], capsys
+    )
+    assert_clear_error(code, err, "fr")
+
+
+def test_empty_corpus_file(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "en.txt"
+    path.write_text("\n\n   \n")
+    code, _, err = run(["data", "show", "--corpus", str(path)], capsys)
+    assert_clear_error(code, err, str(path.name))
+
+
+def test_non_utf8_corpus_file(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "en.txt"
+    path.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    code, _, err = run(["data", "show", "--corpus", str(path)], capsys)
+    assert_clear_error(code, err, "UTF-8")
+
+
+def test_unreadable_corpus_path(tmp_path: Path, capsys) -> None:
+    code, _, err = run(["data", "show", "--corpus", str(tmp_path / "missing.jsonl")], capsys)
+    assert_clear_error(code, err, "missing.jsonl")
+
+
+def test_neuron_set_that_does_not_fit(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
+    neurons = NeuronSet({"en": {0: [5000]}}, n_layers=18, d_ff=8192).save(tmp_path / "big.json")
+    code, _, err = run(
+        ["evaluate", "--model", str(tiny_llama_dir), "--corpus", "udhr", "--langs", "en",
+         "--neurons", str(neurons)],
+        capsys,
+    )
+    assert_clear_error(code, err, "neuron set", "this model")
+
+
+def test_neuron_set_not_json(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "set.json"
+    path.write_bytes(b"\x80\x04pickled")
+    code, _, err = run(
+        ["evaluate", "--model", str(tiny_llama_dir), "--neurons", str(path)], capsys
+    )
+    assert_clear_error(code, err, "not valid JSON")
