@@ -234,7 +234,7 @@ def demo(
     batch_size: Annotated[int, typer.Option(help="Most windows per batch.")] = 64,
     batch_tokens: Annotated[int, typer.Option(help="Most padded tokens per batch.")] = 1024,
     max_length: int = 128,
-    gettext_texts: Annotated[int, typer.Option(help="Held-out gettext sentences per language.")] = 200,
+    gettext_texts: Annotated[int, typer.Option(help="Held-out gettext sentences per language.")] = 100,
     out: Annotated[Path, typer.Option(help="Directory for demo.json.")] = Path("runs/demo"),
 ) -> None:
     """Run the demo on the packaged Gemma 3 270M: bits/byte per language, with a random mask."""

@@ -44,7 +44,7 @@ class DemoResult:
         }
 
 
-def demo_corpora(gettext_texts: int = 200, seed: int = 0) -> tuple[dict[str, Corpus], list[str]]:
+def demo_corpora(gettext_texts: int = 100, seed: int = 0) -> tuple[dict[str, Corpus], list[str]]:
     """The demo's evaluation corpora: all of UDHR, and held-out gettext sentences if present."""
     notes: list[str] = []
     corpora = {"udhr": udhr_corpus("all").select(list(DEMO_LANGUAGES))}
@@ -64,7 +64,7 @@ def run_demo(
     batch_size: int = 64,
     batch_tokens: int = 1024,
     max_length: int = 128,
-    gettext_texts: int = 200,
+    gettext_texts: int = 100,
     out: Path | None = None,
     progress: Progress | None = None,
 ) -> DemoResult:

@@ -114,12 +114,17 @@ TINY_CONFIGS: dict[str, Callable[[], Any]] = {
     "qwen2": _llama_style("Qwen2Config"),
     "qwen3": _llama_style("Qwen3Config", head_dim=HEAD_DIM),
     "gemma": _llama_style("GemmaConfig", head_dim=HEAD_DIM),
-    "gemma2": _llama_style("Gemma2Config", head_dim=HEAD_DIM, sliding_window=16),
-    "gemma3_text": _llama_style("Gemma3TextConfig", head_dim=HEAD_DIM, sliding_window=16),
+    # soft-capping and logit scaling switched on so the head checks (crane.models.head) bite
+    "gemma2": _llama_style(
+        "Gemma2Config", head_dim=HEAD_DIM, sliding_window=16, final_logit_softcapping=0.5
+    ),
+    "gemma3_text": _llama_style(
+        "Gemma3TextConfig", head_dim=HEAD_DIM, sliding_window=16, final_logit_softcapping=0.5
+    ),
     "gemma3": _gemma3_multimodal,
     "olmo": _llama_style("OlmoConfig"),
     "olmo2": _llama_style("Olmo2Config"),
-    "granite": _llama_style("GraniteConfig"),
+    "granite": _llama_style("GraniteConfig", logits_scaling=4.0),
     "phi3": _llama_style("Phi3Config"),  # pad_token_id must lie inside the vocabulary
     "gpt2": _gpt2,
     "bloom": _bloom,

@@ -47,12 +47,17 @@ def collect(tok: TokenizedTexts, batch_size: int, pad_id: int, sort: bool = True
     return list(iter_batches(tok, batch_size=batch_size, pad_id=pad_id, sort_by_length=sort))
 
 
-def expected_windows(seq: list[int], max_length: int) -> list[list[int]]:
-    """Reference: windows of max_length tokens that overlap by one, starting at position 0."""
-    step = max_length - 1
-    return [
-        seq[k * step : k * step + max_length] for k in range(max(0, -(-(len(seq) - 1) // step)))
-    ]
+def expected_windows(ids: list[int], max_length: int, bos: int) -> list[list[int]]:
+    """Reference layout: [BOS] + the first max_length-1 tokens, then windows of BOS + ``c``
+    re-read context tokens + the next max_length-1-c tokens, c = max_length // 4."""
+    c = max_length // 4
+    out, start = [], 0
+    while start < len(ids):
+        ctx = 0 if start == 0 else c
+        take = max_length - 1 - ctx
+        out.append([bos] + ids[start - ctx : start + take])
+        start += take
+    return out
 
 
 def check_invariants(tokenizer, texts: list[str], max_length: int, batch_size: int) -> None:  # type: ignore[no-untyped-def]
@@ -78,15 +83,24 @@ def check_invariants(tokenizer, texts: list[str], max_length: int, batch_size: i
             assert (batch.input_ids[b, n:] == pad).all()
             row_labels = batch.labels[b]
             assert (row_labels[n - 1 :] == IGNORE_INDEX).all()  # last real position and padding
+            scored = (row_labels != IGNORE_INDEX).nonzero().flatten().tolist()
+            assert scored and scored == list(range(scored[0], n - 1)), "labels not a suffix"
             # every label is the true next token
-            assert torch.equal(row_labels[: n - 1], batch.input_ids[b, 1:n])
-            predicted[i] += int((row_labels != IGNORE_INDEX).sum())
+            assert torch.equal(row_labels[scored], batch.input_ids[b, 1:n][scored])
+            assert batch.input_ids[b, 0] == bos  # every window starts with BOS
+            predicted[i] += len(scored)
             windows[i].append(batch.input_ids[b, :n].tolist())
-    # every text token is predicted exactly once: the windows are exactly the overlapping tiling
-    # of [BOS] + tokens, so the predicted positions are 1..n_tokens, each once
+    # every text token is predicted exactly once
     assert predicted == tok.n_tokens == tok.n_predicted()
     for i, ref in enumerate(refs):
-        assert sorted(windows[i]) == sorted(expected_windows([bos] + ref, max_length))
+        assert sorted(windows[i]) == sorted(expected_windows(ref, max_length, bos))
+    # in window order, the scored labels spell out each text's tokens exactly
+    spelled: list[list[int]] = [[] for _ in texts]
+    for batch in collect(tok, batch_size, pad, sort=False):
+        for b in range(batch.input_ids.shape[0]):
+            labels = batch.labels[b]
+            spelled[int(batch.text_index[b])] += labels[labels != IGNORE_INDEX].tolist()
+    assert spelled == refs
 
 
 def test_windows_predict_every_token_once(tokenizer) -> None:  # type: ignore[no-untyped-def]
@@ -98,16 +112,16 @@ def test_windows_predict_every_token_once(tokenizer) -> None:  # type: ignore[no
 def test_window_layout(tokenizer) -> None:  # type: ignore[no-untyped-def]
     text = TEXTS[5]
     ids = reference_ids(tokenizer, text)
-    tok = tokenize_texts(tokenizer, [text], max_length=10)
-    seq = [tokenizer.bos_token_id] + ids
-    assert len(tok.windows) == math.ceil(len(ids) / 9)
-    start = 1
-    for w in tok.windows:
-        assert w.input_ids == seq[start - 1 : start - 1 + len(w.input_ids)]
-        assert w.n_predicted == len(w.input_ids) - 1
+    tok = tokenize_texts(tokenizer, [text], max_length=10, context=3)
+    bos = tokenizer.bos_token_id
+    assert len(tok.windows) == 1 + math.ceil((len(ids) - 9) / 6)
+    start = 0
+    for k, w in enumerate(tok.windows):
+        ctx = 0 if k == 0 else 3
+        assert w.input_ids == [bos] + ids[start - ctx : start + w.n_predicted]
+        assert w.n_context == 1 + ctx
         start += w.n_predicted
-    assert start == len(seq)
-    assert tok.windows[0].input_ids[0] == tokenizer.bos_token_id
+    assert start == len(ids)
 
 
 def test_without_bos_first_token_is_context(tokenizer, tokenizer_no_bos) -> None:  # type: ignore[no-untyped-def]

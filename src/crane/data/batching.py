@@ -2,9 +2,10 @@
 
 Bits per byte of a text = (sum of the negative log-likelihoods of its predicted tokens, in nats)
 / ln 2 / (its UTF-8 bytes). To get every text token predicted exactly once, each text is
-tokenized on its own, a BOS token is prepended when the tokenizer has one, and the sequence is
-cut into windows of at most ``max_length`` tokens that overlap by one token: window ``k`` holds
-tokens ``[s_k - 1, e_k)`` and predicts tokens ``s_k .. e_k - 1`` (``s_0 = 1``, ``s_{k+1} = e_k``).
+tokenized on its own and cut into windows of at most ``max_length`` tokens. Every window starts
+with BOS when the tokenizer has one (models such as Gemma degrade badly without it), then a few
+*context* tokens re-read from the end of the previous window (scored there, not here), then the
+tokens it predicts. The first window has no context: it predicts every token after BOS.
 
 Without a BOS token (tokenizer has none, or ``add_bos=False``) the first text token is context
 only and is not predicted, so bits per byte then omit the cost of that token.
@@ -37,15 +38,20 @@ IGNORE_INDEX = -100
 
 @dataclass
 class Window:
-    """A slice of one text's token sequence: predicts its last ``n_predicted`` positions' tokens.
+    """A slice of one text's token sequence that predicts its last ``n_predicted`` tokens.
 
-    ``input_ids[0]`` is context (BOS or the token before the window's first predicted token);
-    ``n_predicted == len(input_ids) - 1``.
+    The first ``len(input_ids) - n_predicted`` tokens (BOS and re-read context) are only
+    conditioned on; ``n_predicted >= 1``.
     """
 
     text_index: int
     input_ids: list[int]
     n_predicted: int
+
+    @property
+    def n_context(self) -> int:
+        """Leading tokens that are not predicted (BOS plus re-read context)."""
+        return len(self.input_ids) - self.n_predicted
 
 
 @dataclass
@@ -107,28 +113,41 @@ def _encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
 
 
 def tokenize_texts(
-    tokenizer: Any, texts: list[str], *, max_length: int = 128, add_bos: bool = True
+    tokenizer: Any,
+    texts: list[str],
+    *,
+    max_length: int = 128,
+    add_bos: bool = True,
+    context: int | None = None,
 ) -> TokenizedTexts:
-    """Tokenize ``texts`` and cut each into one-token-overlapping windows of ≤ ``max_length``.
+    """Tokenize ``texts`` and cut each into windows of at most ``max_length`` tokens.
 
-    With BOS (when ``add_bos`` and the tokenizer has ``bos_token_id``) every text token is
-    predicted exactly once; without, all but the first. Texts with nothing to predict yield no
-    window but keep their counts.
+    Each window after a text's first re-reads ``context`` tokens (default ``max_length // 4``)
+    from before its first predicted token, after BOS. With BOS every text token is predicted
+    exactly once; without, all but the first. Texts with nothing to predict yield no window but
+    keep their counts.
     """
-    if max_length < 2:
-        raise ConfigError(f"max_length must be at least 2 tokens, got {max_length}; use e.g. 128.")
     bos = getattr(tokenizer, "bos_token_id", None) if add_bos else None
+    head = [int(bos)] if bos is not None else []
+    if context is None:
+        context = max_length // 4
+    room = max_length - len(head)  # text tokens a window can hold
+    if max_length < 2 or not 0 <= context < room or (not head and context < 1):
+        raise ConfigError(
+            f"max_length={max_length} with context={context} leaves no token to predict in a "
+            "window; use e.g. max_length=128 (context defaults to a quarter of it)."
+        )
     windows: list[Window] = []
     n_bytes: list[int] = []
     n_tokens: list[int] = []
     for index, (text, ids) in enumerate(zip(texts, _encode(tokenizer, texts), strict=True)):
         n_bytes.append(len(text.encode("utf-8")))
         n_tokens.append(len(ids))
-        seq = ([int(bos)] if bos is not None else []) + ids
-        start = 1  # first predicted position
-        while start < len(seq):
-            end = min(len(seq), start - 1 + max_length)
-            windows.append(Window(index, seq[start - 1 : end], end - start))
+        start = 0 if head else 1  # first predicted text token
+        while start < len(ids):
+            ctx = 0 if start == 0 else min(context if head else max(context, 1), start)
+            end = min(len(ids), start - ctx + room)
+            windows.append(Window(index, head + ids[start - ctx : end], end - start))
             start = end
     return TokenizedTexts(windows, n_bytes, n_tokens, bos_added=bos is not None)
 
@@ -198,6 +217,7 @@ def iter_batches(
             ids = torch.tensor(w.input_ids, dtype=torch.long)
             input_ids[b, :n] = ids
             attention_mask[b, :n] = 1
-            labels[b, : n - 1] = ids[1:]
+            k = w.n_context
+            labels[b, k - 1 : n - 1] = ids[k:]
         text_index = torch.tensor([w.text_index for w in rows], dtype=torch.long)
         yield Batch(input_ids, attention_mask, labels, text_index)

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from crane.data.batching import TokenizedTexts, count_batches, iter_batches, pad_token_id, tokenize_texts
@@ -23,6 +22,7 @@ from crane.data.corpus import Corpus
 from crane.errors import ConfigError, LanguageError
 from crane.intervene import mask_neurons
 from crane.models.adapters import Adapter, get_adapter
+from crane.models.head import final_hidden, output_logits
 from crane.models.sites import model_shape
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
@@ -51,6 +51,26 @@ class BitsPerByte:
         return float(self.nats.sum() / math.log(2) / max(int(self.n_bytes.sum()), 1))
 
 
+HEAD_CHUNK = 512
+"""Scored positions per output-head call: bounds the ``[chunk, vocab]`` logits in memory."""
+
+
+def _scored_nll(model: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """NLL in nats (float64, CPU) of ``targets [N]`` given final hidden states ``[N, d]``."""
+    out = []
+    for lo in range(0, hidden.shape[0], HEAD_CHUNK):
+        logits = output_logits(model, hidden[lo : lo + HEAD_CHUNK]).float()
+        target = targets[lo : lo + HEAD_CHUNK].to(logits.device)
+        nll = torch.logsumexp(logits, dim=-1) - logits.gather(-1, target[:, None])[:, 0]
+        if not torch.isfinite(nll).all():
+            raise ConfigError(
+                "The model produced NaN or infinite log-probabilities; "
+                "load it in float32 (--dtype float32) or check its weights."
+            )
+        out.append(nll.double().cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
 def _device(model: nn.Module) -> torch.device:
     device = getattr(model, "device", None)
     return device if isinstance(device, torch.device) else next(model.parameters()).device
@@ -72,22 +92,13 @@ def text_nats(
     device = _device(model)
     batches = iter_batches(tokenized, batch_size=batch_size, pad_id=pad_id, max_tokens=max_tokens)
     for batch in batches:
-        logits = model(
-            input_ids=batch.input_ids.to(device),
-            attention_mask=batch.attention_mask.to(device),
-            use_cache=False,
-        ).logits
-        labels = batch.labels.to(logits.device)
-        nll = F.cross_entropy(
-            logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="none"
-        ).view_as(labels)
-        if not torch.isfinite(nll).all():
-            raise ConfigError(
-                "The model produced NaN or infinite log-probabilities; "
-                "load it in float32 (--dtype float32) or check its weights."
-            )
-        per_row = nll.double().sum(dim=1).cpu()
-        totals.index_add_(0, batch.text_index, per_row)
+        hidden = final_hidden(
+            model, batch.input_ids.to(device), batch.attention_mask.to(device)
+        )
+        scored = batch.labels != -100  # [B, T]: positions that predict a text token
+        rows = scored.nonzero()[:, 0]  # the batch row of each scored position
+        nll = _scored_nll(model, hidden[scored.to(hidden.device)], batch.labels[scored])
+        totals.index_add_(0, batch.text_index[rows], nll)
         progress.advance(1)
     return totals.numpy()
 

@@ -179,7 +179,8 @@ def _probe_inputs(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def validate_sites(model: nn.Module, adapter: Adapter, sites: Iterable[str] = SITES) -> ModelShape:
-    """Run one short forward and check every site fires once per layer with width ``d_ff``.
+    """Run one short forward and check every site fires once per layer with width ``d_ff``,
+    and that the model's body + output head reproduce its logits (see :mod:`crane.models.head`).
 
     Raises :class:`UnsupportedModelError` naming what did not match.
     """
@@ -204,4 +205,7 @@ def validate_sites(model: nn.Module, adapter: Adapter, sites: Iterable[str] = SI
                     f"site '{site}' in layer {index} has shape {list(shapes[0])}, "
                     f"expected [batch, seq, {shape.d_ff}]",
                 )
+    from crane.models.head import check_head  # late import: head imports nothing from here
+
+    check_head(model, inputs)
     return shape
