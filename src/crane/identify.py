@@ -1,0 +1,158 @@
+"""``identify``: relevance statistics → CRANE scores → (verified) neuron set, in a run directory.
+
+Run directory layout::
+
+    RUN_DIR/stats/<lang>/shard-NNNNN.safetensors(.json)   resumable relevance shards
+    RUN_DIR/neurons-<method>.json                          the neuron set with provenance
+    RUN_DIR/identify-<method>.json                         options, counts, verification report
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crane.collect import RelevanceOptions, collect_relevance
+from crane.data.corpus import Corpus
+from crane.errors import ConfigError, LanguageError
+from crane.io import atomic_write_text
+from crane.models.loading import LoadedModel
+from crane.neurons import NeuronSet
+from crane.progress import NullProgress, Progress
+from crane.scoring import SCORERS, Budget, select_top
+from crane.stats import Stats
+from crane.verify import LanguageReport, VerifyOptions, verify_candidates
+
+
+@dataclass(frozen=True)
+class IdentifyOptions:
+    """Every choice of an identification run (all recorded in its outputs)."""
+
+    relevance: RelevanceOptions = field(default_factory=RelevanceOptions)
+    score: str = "margin"
+    quantile: float = 0.95
+    profile: str = "signed"
+    budget: Budget = field(default_factory=lambda: Budget(fraction=0.005))
+    verify: bool = True
+    verify_fraction: float = 0.2
+    verify_min_texts: int = 4
+    verify_max_texts: int = 24
+    verification: VerifyOptions = field(default_factory=VerifyOptions)
+    max_texts: int | None = None
+    max_tokens: int | None = None
+
+    @property
+    def method_name(self) -> str:
+        """``crane`` with AttnLRP relevance, ``gradxact`` with plain gradient × activation."""
+        return "crane" if self.relevance.method == "attnlrp" else self.relevance.method
+
+
+@dataclass
+class IdentifyResult:
+    neurons: NeuronSet
+    stats: Stats
+    reports: dict[str, LanguageReport]
+    seconds: float
+
+
+def split_for_verification(
+    corpus: Corpus, fraction: float, min_texts: int, max_texts: int
+) -> tuple[Corpus, Corpus]:
+    """Hold out the last texts of each language for verification (deterministic)."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"verify_fraction must be in (0, 1), got {fraction}.")
+    keep: dict[str, list[str]] = {}
+    held: dict[str, list[str]] = {}
+    for lang in corpus.languages:
+        texts = corpus[lang]
+        n = min(max(round(fraction * len(texts)), min_texts), max_texts, len(texts) - 1)
+        if n < 1:
+            raise LanguageError(
+                f"Language '{lang}' has {len(texts)} text(s): too few to hold some out for "
+                "verification; give more texts or use --no-verify."
+            )
+        keep[lang], held[lang] = texts[: len(texts) - n], texts[len(texts) - n :]
+    provenance = dict(corpus.provenance)
+    return (
+        Corpus(keep, {**provenance, "part": "identification minus verification"}),
+        Corpus(held, {**provenance, "part": "verification (held out from identification)"}),
+    )
+
+
+def identify(
+    loaded: LoadedModel,
+    corpus: Corpus,
+    *,
+    options: IdentifyOptions | None = None,
+    out_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> IdentifyResult:
+    """Find each language's neurons on ``corpus`` (see the module docstring for outputs)."""
+    options = options or IdentifyOptions()
+    progress = progress or NullProgress()
+    started = time.perf_counter()
+    out = Path(out_dir) if out_dir is not None else None
+    if len(corpus.languages) < 2:
+        raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
+    collect_corpus, verify_corpus = (
+        split_for_verification(
+            corpus, options.verify_fraction, options.verify_min_texts, options.verify_max_texts
+        )
+        if options.verify
+        else (corpus, None)
+    )
+    stats = collect_relevance(
+        loaded.model,
+        loaded.tokenizer,
+        collect_corpus,
+        options=options.relevance,
+        out_dir=out / "stats" if out is not None else None,
+        adapter=loaded.adapter,
+        model_id=loaded.source,
+        max_texts=options.max_texts,
+        max_tokens=options.max_tokens,
+        progress=progress,
+    )
+    scores = SCORERS["crane"](
+        stats, score=options.score, quantile=options.quantile, profile=options.profile
+    )
+    site = options.relevance.site
+    reports: dict[str, LanguageReport] = {}
+    if verify_corpus is not None:
+        neurons, reports = verify_candidates(
+            loaded.model, loaded.tokenizer, scores, options.budget, verify_corpus,
+            site=site, options=options.verification, adapter=loaded.adapter, progress=progress,
+        )
+    else:
+        neurons = select_top(scores, options.budget, site=site)
+    neurons.meta.update(
+        {
+            "method": options.method_name,
+            "relevance": asdict(options.relevance),
+            "model": loaded.source,
+            "corpus": stats.meta.get("corpus"),
+            "counts": {lang: stats[lang].counts for lang in stats.language_codes},
+            "verified": options.verify,
+        }
+    )
+    result = IdentifyResult(neurons, stats, reports, time.perf_counter() - started)
+    if out is not None:
+        name = options.method_name
+        neurons.save(out / f"neurons-{name}.json")
+        report = {
+            "method": name,
+            "options": _jsonable(asdict(options)),
+            "sizes": {lang: neurons.size(lang) for lang in neurons.languages},
+            "counts": neurons.meta["counts"],
+            "verification": {lang: asdict(r) for lang, r in reports.items()},
+            "seconds": result.seconds,
+        }
+        atomic_write_text(out / f"identify-{name}.json", json.dumps(report, indent=1, default=str))
+    return result
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))

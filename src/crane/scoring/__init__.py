@@ -1,0 +1,18 @@
+"""Scoring methods, registered by name, and selection of neuron sets under a budget."""
+
+from __future__ import annotations
+
+from crane.scoring import crane_score as _crane_score  # noqa: F401  (registers "crane")
+from crane.scoring.base import SCORERS, Scores, register_scorer, select_top, to_layer_indices
+from crane.scoring.budget import DEFAULT_FRACTION, Budget, parse_budget
+
+__all__ = [
+    "DEFAULT_FRACTION",
+    "SCORERS",
+    "Budget",
+    "Scores",
+    "parse_budget",
+    "register_scorer",
+    "select_top",
+    "to_layer_indices",
+]
