@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
-from crane.errors import CraneError
+from crane.errors import ConfigError, CraneError
 
 app = typer.Typer(
     name="crane",
@@ -223,6 +223,130 @@ def evaluate(
     if out is not None:
         atomic_write_text(out, json.dumps(matrix.to_dict(), indent=1, default=str) + "\n")
         console.print(f"wrote {out}")
+
+
+# ---- identify ---------------------------------------------------------------------------
+def default_identification_corpus() -> str:
+    """gettext (identification part) where the machine has the catalogs, else UDHR."""
+    from crane.data.builtin import GettextUnavailable, gettext_corpus
+
+    try:
+        gettext_corpus("identify")
+        return "gettext"
+    except GettextUnavailable as exc:
+        err_console.print(f"[yellow]note[/yellow]: {exc} Using the UDHR corpus instead.")
+        return "udhr"
+
+
+@app.command("identify")
+def identify_cmd(
+    model: Annotated[str, typer.Option(help="Hub id, model directory, .gguf file or gemma-3-270m.")],
+    langs: Annotated[str, typer.Option(help="Languages to compare, e.g. en,zh,vi.")],
+    out: Annotated[Path, typer.Option(help="Run directory (created; reused to resume).")],
+    corpus: Annotated[
+        str, typer.Option(help="auto (gettext, else udhr), a built-in name, or a corpus path.")
+    ] = "auto",
+    lang: Annotated[str | None, typer.Option(help="Language of plain-text corpus files.")] = None,
+    text_field: Annotated[str, typer.Option(help="Text field/column (JSONL, CSV, Parquet).")] = "text",
+    lang_field: Annotated[str, typer.Option(help="Language field/column.")] = "lang",
+    method: Annotated[
+        str, typer.Option(help="crane (AttnLRP relevance) or gradxact (plain gradient × activation).")
+    ] = "crane",
+    site: Annotated[str, typer.Option(help="Neuron site: down_in | act.")] = "down_in",
+    target: Annotated[str, typer.Option(help="Explained quantity: logit | logprob.")] = "logit",
+    score: Annotated[str, typer.Option(help="CRANE score: margin | entropy.")] = "margin",
+    quantile: Annotated[float, typer.Option(help="Relevance quantile a neuron must reach.")] = 0.95,
+    profile: Annotated[str, typer.Option(help="Relevance profile: signed | positive | absolute.")] = "signed",
+    budget: Annotated[
+        str, typer.Option(help="Neurons per language: a count, a fraction (0.5%), or match:SET.json.")
+    ] = "0.5%",
+    verify: Annotated[bool, typer.Option(help="Confirm candidates by masking (group testing).")] = True,
+    max_texts: Annotated[int | None, typer.Option(help="Most texts per language.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Most tokens per language.")] = None,
+    max_length: int = 128,
+    batch_size: Annotated[int, typer.Option(help="Most windows per batch.")] = 16,
+    batch_tokens: Annotated[int, typer.Option(help="Most padded tokens per batch.")] = 1024,
+    dtype: DtypeOpt = "float32",
+    device: DeviceOpt = "cpu",
+    trust_remote_code: TrustOpt = False,
+) -> None:
+    """Find each language's neurons by relevance (CRANE), confirmed by masking; resumable."""
+    from crane.collect import RelevanceOptions
+    from crane.data.builtin import load_corpus
+    from crane.data.languages import parse_language_list
+    from crane.identify import IdentifyOptions, identify
+    from crane.models.loading import load_model
+    from crane.scoring import parse_budget
+
+    methods = {"crane": "attnlrp", "gradxact": "gradxact"}
+    if method not in methods:
+        raise ConfigError(f"Unknown method '{method}'; use one of: {', '.join(methods)}.")
+    languages = parse_language_list(langs)
+    spec = default_identification_corpus() if corpus == "auto" else corpus
+    texts = load_corpus(
+        spec, part="identify", lang=lang, text_field=text_field, lang_field=lang_field
+    ).select(languages)
+    options = IdentifyOptions(
+        relevance=RelevanceOptions(
+            site=site, method=methods[method], target=target, max_length=max_length,
+            batch_size=batch_size, batch_tokens=batch_tokens,
+        ).validate(),
+        score=score, quantile=quantile, profile=profile, budget=parse_budget(budget),
+        verify=verify, max_texts=max_texts, max_tokens=max_tokens,
+    )
+    with _progress() as bar:
+        reporter = RichReporter(bar)
+        loaded = load_model(
+            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+            progress=reporter.message,
+        )
+        result = identify(loaded, texts, options=options, out_dir=out, progress=reporter)
+    _print_neuron_set(result.neurons, f"{options.method_name} neurons ({spec})")
+    for lang, report in result.reports.items():
+        console.print(
+            f"verification {lang}: {report.tests} group tests, {report.forward_passes} forward "
+            f"passes (one by one: {report.one_by_one_forward_passes}), dropped {report.dropped}, "
+            f"refilled {report.refilled}, untested {report.untested}"
+        )
+    console.print(f"wrote {out / f'neurons-{options.method_name}.json'} ({result.seconds:.0f} s)")
+
+
+# ---- neurons ------------------------------------------------------------------------------
+neurons_app = typer.Typer(help="Inspect neuron sets.", no_args_is_help=True)
+app.add_typer(neurons_app, name="neurons")
+
+
+def _print_neuron_set(neuron_set: Any, title: str) -> None:
+    n_layers = neuron_set.n_layers or 1 + max(
+        (max(layers, default=0) for layers in neuron_set.neurons.values()), default=0
+    )
+    table = Table(title=title)
+    table.add_column("language")
+    table.add_column("neurons", justify="right")
+    table.add_column(f"per layer (0 → {n_layers - 1})")
+    for lang in neuron_set.languages:
+        counts = neuron_set.layer_counts(lang, n_layers)
+        table.add_row(lang, str(neuron_set.size(lang)), " ".join(str(c) for c in counts))
+    console.print(table)
+
+
+@neurons_app.command("show")
+def neurons_show(
+    path: Annotated[Path, typer.Argument(help="A neuron set file (neurons-*.json) or run directory.")],
+) -> None:
+    """Per-language counts and per-layer distribution of a neuron set."""
+    from crane.neurons import NeuronSet
+
+    files = sorted(path.glob("neurons-*.json")) if path.is_dir() else [path]
+    if not files:
+        raise ConfigError(f"{path} holds no neurons-*.json file; run crane identify first.")
+    for file in files:
+        neuron_set = NeuronSet.load(file)
+        meta = neuron_set.meta
+        _print_neuron_set(neuron_set, f"{file.name}: {meta.get('method', '?')}, site {neuron_set.site}")
+        model = meta.get("model") or {}
+        if model:
+            console.print(f"model: {model.get('spec')} ({model.get('kind')}); budget {meta.get('budget')}")
 
 
 # ---- demo -------------------------------------------------------------------------------

@@ -97,6 +97,8 @@ def identify(
     out = Path(out_dir) if out_dir is not None else None
     if len(corpus.languages) < 2:
         raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
+    for lang in corpus.languages:  # fail on a bad budget before any computation
+        options.budget.for_language(lang, loaded.shape.n_neurons)
     collect_corpus, verify_corpus = (
         split_for_verification(
             corpus, options.verify_fraction, options.verify_min_texts, options.verify_max_texts

@@ -138,3 +138,36 @@ def test_neuron_set_not_json(tiny_llama_dir: Path, tmp_path: Path, capsys) -> No
         ["evaluate", "--model", str(tiny_llama_dir), "--neurons", str(path)], capsys
     )
     assert_clear_error(code, err, "not valid JSON")
+
+
+def test_identify_and_show_on_tiny_model(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    argv = ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh,vi", "--corpus", "udhr",
+            "--method", "gradxact", "--budget", "6", "--out", str(run_dir), "--quantile", "0.5"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    neuron_set = NeuronSet.load(run_dir / "neurons-gradxact.json")
+    assert set(neuron_set.languages) == {"en", "zh", "vi"}
+    report = json.loads((run_dir / "identify-gradxact.json").read_text())
+    for lang in ("en", "zh", "vi"):
+        verification = report["verification"][lang]
+        assert verification["tests"] >= 1 and verification["forward_passes"] > 0
+        # verified sets hold at most the budget, and what was dropped is accounted for
+        assert neuron_set.size(lang) <= 6
+    assert "verification en" in out
+    # a second run reuses every shard and gives the same sets
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    assert NeuronSet.load(run_dir / "neurons-gradxact.json").neurons == neuron_set.neurons
+    code, out, _ = run(["neurons", "show", str(run_dir)], capsys)
+    assert code == 0 and "gradxact" in out and "per layer" in out
+
+
+def test_identify_bad_budget(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
+    for budget, needle in (("0", "at least 1"), ("-5", "at least 1"), ("999999", "only 192")):
+        code, _, err = run(
+            ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh", "--corpus", "udhr",
+             "--budget", budget, "--out", str(tmp_path / "r"), "--no-verify", "--method", "gradxact"],
+            capsys,
+        )
+        assert_clear_error(code, err, needle)
