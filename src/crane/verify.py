@@ -78,15 +78,18 @@ class _Evaluator:
             lang: tokenize_texts(tokenizer, corpus[lang], max_length=options.max_length)
             for lang in corpus.languages
         }
-        self.passes_per_eval = sum(
-            count_batches(t, batch_size=options.batch_size, max_tokens=options.batch_tokens)
-            for t in self.tokenized.values()
-        )
+        self.batches = {
+            lang: count_batches(t, batch_size=options.batch_size, max_tokens=options.batch_tokens)
+            for lang, t in self.tokenized.items()
+        }
+        self.passes_per_eval = sum(self.batches.values())
         self.baseline = self._bpb()
 
-    def _bpb(self) -> dict[str, float]:
+    def _bpb(self, languages: list[str] | None = None) -> dict[str, float]:
         out = {}
         for lang, tok in self.tokenized.items():
+            if languages is not None and lang not in languages:
+                continue
             nats = text_nats(
                 self.model, tok, batch_size=self.options.batch_size,
                 max_tokens=self.options.batch_tokens, pad_id=self.pad_id,
@@ -94,18 +97,31 @@ class _Evaluator:
             out[lang] = float(nats.sum() / np.log(2) / max(sum(tok.n_bytes), 1))
         return out
 
-    def delta(self, flat: list[int], d_ff: int) -> dict[str, float]:
-        """Change in bits per byte per language when the flat-indexed neurons are zeroed."""
+    def delta(self, flat: list[int], d_ff: int, first: str | None = None) -> dict[str, float]:
+        """Change in bits per byte per language when the flat-indexed neurons are zeroed.
+
+        With ``first``, that language is evaluated alone first, and the others only when its
+        change is positive (a group that does not hurt its own language fails anyway); the
+        result then holds ``first`` alone.
+        """
         with mask_neurons(self.model, to_layer_indices(torch.tensor(flat), d_ff), adapter=self.adapter):
-            masked = self._bpb()
+            masked = self._bpb([first] if first is not None else None)
+            if first is not None and masked[first] > self.baseline[first]:
+                masked.update(self._bpb([lang for lang in self.tokenized if lang != first]))
         return {lang: masked[lang] - self.baseline[lang] for lang in masked}
+
+    def passes(self, languages: list[str]) -> int:
+        """Forward passes (batches) to evaluate ``languages``."""
+        return sum(self.batches[lang] for lang in languages)
 
 
 def _passes(delta: dict[str, float], language: str, ratio: float) -> bool:
     own = delta[language]
+    if own <= 0:
+        return False
     others = [v for k, v in delta.items() if k != language]
     off = float(np.mean(others)) if others else 0.0
-    return own > 0 and own > ratio * max(off, 0.0)
+    return own > ratio * max(off, 0.0)
 
 
 def _split(items: list[int], parts: int) -> list[list[int]]:
@@ -158,9 +174,9 @@ def verify_candidates(
                 kept += untested  # kept as ranked, flagged in the report
                 break
             group = queue.pop(0)
-            delta = evaluator.delta(group, d_ff)
+            delta = evaluator.delta(group, d_ff, first=lang)
             report.tests += 1
-            report.forward_passes += evaluator.passes_per_eval
+            report.forward_passes += evaluator.passes(list(delta))
             progress.advance(1)
             if _passes(delta, lang, options.ratio):
                 report.passed_groups += 1
