@@ -2,14 +2,19 @@
 #   make demo   set up .venv (if needed) and run the demo on the packaged Gemma 3 270M
 #   make test   set up .venv (if needed) and run the whole test suite (unit + slow integration)
 # Both are idempotent: the environment is rebuilt only when pyproject.toml changes.
+#   make lxt-env  the reference environment .venv-lxt (transformers 4.57.6 + lxt 2.1) that the
+#                 AttnLRP agreement tests run lxt in (about 70 s and 1.1 GB, once; `make test`
+#                 builds it)
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.crane-installed
 TORCH_PIN ?= torch==2.13.0
+LXT_VENV  ?= .venv-lxt
+LXT_STAMP := $(LXT_VENV)/.lxt-installed
 
-.PHONY: demo test unit lint setup clean
+.PHONY: demo test unit lint setup clean lxt-env
 
 setup: $(STAMP)
 
@@ -21,10 +26,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[demo,test]"
 	@touch $(STAMP)
 
+lxt-env: $(LXT_STAMP)
+
+# lxt 2.1 needs transformers 4.x; --no-deps keeps pip from resolving lxt's loose pins.
+$(LXT_STAMP):
+	@test -x $(LXT_VENV)/bin/python || $(PYTHON) -m venv $(LXT_VENV)
+	@$(LXT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LXT_VENV)/bin/python -m pip install --quiet "$(TORCH_PIN)"
+	$(LXT_VENV)/bin/python -m pip install --quiet "transformers==4.57.6" safetensors
+	$(LXT_VENV)/bin/python -m pip install --quiet --no-deps "lxt==2.1"
+	@touch $(LXT_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/crane demo
 
-test: $(STAMP)
+test: $(STAMP) $(LXT_STAMP)
 	$(PY) -m pytest -q tests
 
 unit: $(STAMP)

@@ -214,3 +214,12 @@ def tiny_config() -> Callable[[str], Any]:
 def tiny_tokenizer_factory() -> Callable[[], Any]:
     """``tiny_tokenizer_factory()`` → a fresh tiny tokenizer (safe to mutate)."""
     return build_tiny_tokenizer
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -37,6 +37,16 @@ class Adapter:
             the ``act`` and ``down_in`` sites carry the same values.
         d_ff_keys: config attributes holding the MLP width, tried in order; when none is set
             the width is read from the down projection's input size.
+        attn: attribute path of the self-attention module inside one decoder layer (used by
+            the AttnLRP rules in :mod:`crane.lrp`).
+        q_proj, k_proj, v_proj: attribute paths of the separate query/key/value projections
+            inside the attention module (ignored when ``qkv_proj`` is set).
+        qkv_proj: attribute path of a fused query/key/value projection inside the attention
+            module, or ``None`` when the projections are separate.
+        qkv_layout: how the fused projection's output columns are ordered: ``"blocks"`` is
+            ``[q (heads*head_dim) | k (kv_heads*head_dim) | v (kv_heads*head_dim)]`` (GPT-2,
+            Phi-3); ``"heads"`` is per head ``[q | k | v]`` of ``head_dim`` each (BLOOM,
+            GPT-NeoX).
     """
 
     family: str
@@ -48,6 +58,12 @@ class Adapter:
     gated: bool = True
     d_ff_keys: tuple[str, ...] = ("intermediate_size",)
     notes: str = field(default="", compare=False)
+    attn: str = "self_attn"
+    q_proj: str = "q_proj"
+    k_proj: str = "k_proj"
+    v_proj: str = "v_proj"
+    qkv_proj: str | None = None
+    qkv_layout: str = "blocks"
 
 
 _REGISTRY: dict[str, Adapter] = {}
@@ -140,7 +156,13 @@ BUILTIN_ADAPTERS: tuple[Adapter, ...] = (
     ),
     Adapter("olmo2", ("olmo", "olmo2"), **_LLAMA_LIKE),
     Adapter("granite", ("granite",), **_LLAMA_LIKE),
-    Adapter("phi3", ("phi3",), layers=("model.layers", "layers"), act="activation_fn"),
+    Adapter(
+        "phi3",
+        ("phi3",),
+        layers=("model.layers", "layers"),
+        act="activation_fn",
+        qkv_proj="qkv_proj",
+    ),
     Adapter(
         "gpt2",
         ("gpt2",),
@@ -149,6 +171,8 @@ BUILTIN_ADAPTERS: tuple[Adapter, ...] = (
         act="act",
         gated=False,
         d_ff_keys=("n_inner",),
+        attn="attn",
+        qkv_proj="c_attn",
     ),
     Adapter(
         "bloom",
@@ -158,6 +182,9 @@ BUILTIN_ADAPTERS: tuple[Adapter, ...] = (
         act="gelu_impl",
         gated=False,
         d_ff_keys=(),
+        attn="self_attention",
+        qkv_proj="query_key_value",
+        qkv_layout="heads",
     ),
     Adapter(
         "gpt_neox",
@@ -166,6 +193,9 @@ BUILTIN_ADAPTERS: tuple[Adapter, ...] = (
         down_proj="dense_4h_to_h",
         act="act",
         gated=False,
+        attn="attention",
+        qkv_proj="query_key_value",
+        qkv_layout="heads",
     ),
 )
 
