@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from crane.errors import NeuronSetError
-from crane.io import atomic_write_text
+from crane.io import atomic_write_bytes, atomic_write_text
 from crane.models.sites import SITES, ModelShape
 
 FORMAT = "crane-neuron-set"
@@ -101,6 +102,33 @@ class NeuronSet:
             for layer, indices in self.layers(lang).items():
                 merged.setdefault(layer, set()).update(indices)
         return {layer: sorted(ix) for layer, ix in sorted(merged.items())}
+
+    def flat(self, language: str, d_ff: int | None = None) -> set[int]:
+        """One language's neurons as flat indices ``layer * d_ff + j``."""
+        width = d_ff or self.d_ff
+        if width is None:
+            raise NeuronSetError("Flat indices need the MLP width; pass d_ff.")
+        return {layer * width + j for layer, ix in self.layers(language).items() for j in ix}
+
+    def overlap(self, other: NeuronSet, language: str, other_language: str | None = None) -> dict[str, float]:
+        """Intersection size and Jaccard index of one language here and in ``other``."""
+        a = self.flat(language)
+        b = other.flat(other_language or language, self.d_ff)
+        union = len(a | b)
+        return {
+            "intersection": len(a & b),
+            "size_a": len(a),
+            "size_b": len(b),
+            "jaccard": len(a & b) / union if union else 1.0,
+        }
+
+    def jaccard_matrix(self, other: NeuronSet | None = None) -> dict[str, dict[str, float]]:
+        """Jaccard index between every language here and every language of ``other`` (or self)."""
+        other = other or self
+        return {
+            a: {b: self.overlap(other, a, b)["jaccard"] for b in other.languages}
+            for a in self.languages
+        }
 
     # ---- validation ----------------------------------------------------------------------
     def _check_ranges(self, n_layers: int, d_ff: int, what: str) -> None:
@@ -212,17 +240,34 @@ class NeuronSet:
         )
 
     def save(self, path: str | Path) -> Path:
-        """Write the set as JSON (atomically)."""
+        """Write the set atomically: JSON, or with a ``.safetensors`` suffix one boolean mask
+        ``[n_layers, d_ff]`` per language with the rest of the set as metadata."""
         path = Path(path)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save as save_tensors
+
+            if self.n_layers is None or self.d_ff is None:
+                raise NeuronSetError("A safetensors neuron set needs n_layers and d_ff.")
+            masks = {}
+            for lang in self.languages:
+                mask = torch.zeros(self.n_layers, self.d_ff, dtype=torch.bool)
+                for layer, ix in self.layers(lang).items():
+                    mask[layer, ix] = True
+                masks[lang] = mask
+            header = {k: v for k, v in self.to_dict().items() if k != "neurons"}
+            atomic_write_bytes(path, save_tensors(masks, {"crane": json.dumps(header, default=str)}))
+            return path
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n")
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> NeuronSet:
-        """Read a set saved by :meth:`save` (JSON only; nothing is executed)."""
+        """Read a set saved by :meth:`save` (JSON or safetensors; nothing is executed)."""
         path = Path(path)
         if not path.is_file():
             raise NeuronSetError(f"Neuron set file {path} does not exist; check the path.")
+        if path.suffix == ".safetensors":
+            return cls._load_safetensors(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -231,3 +276,29 @@ class NeuronSet:
                 "save sets with NeuronSet.save."
             ) from None
         return cls.from_dict(data, where=f"Neuron set file {path}")
+
+    @classmethod
+    def _load_safetensors(cls, path: Path) -> NeuronSet:
+        from safetensors import SafetensorError, safe_open
+
+        where = f"Neuron set file {path}"
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                header = json.loads((handle.metadata() or {}).get("crane", "null"))
+                masks = {key: handle.get_tensor(key) for key in handle.keys()}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise NeuronSetError(
+                f"{where} is not a readable safetensors file ({exc}); save sets with NeuronSet.save."
+            ) from None
+        if not isinstance(header, dict):
+            raise NeuronSetError(f"{where} has no crane metadata; save sets with NeuronSet.save.")
+        neurons = {}
+        for lang, mask in masks.items():
+            if mask.dim() != 2:
+                raise NeuronSetError(f"{where}: mask '{lang}' is not [n_layers, d_ff].")
+            layers, idx = torch.nonzero(mask, as_tuple=True)
+            per_layer: dict[int, list[int]] = {}
+            for layer, j in zip(layers.tolist(), idx.tolist(), strict=True):
+                per_layer.setdefault(layer, []).append(j)
+            neurons[lang] = per_layer
+        return cls.from_dict({**header, "neurons": neurons}, where=where)

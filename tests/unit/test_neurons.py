@@ -60,3 +60,16 @@ def test_load_rejects_foreign_files(tmp_path) -> None:
         NeuronSet.load(tmp_path / "other.json")
     with pytest.raises(NeuronSetError, match="does not exist"):
         NeuronSet.load(tmp_path / "missing.json")
+
+
+def test_safetensors_round_trip_and_overlap(tmp_path) -> None:
+    ns = NeuronSet({"en": {0: [1, 2], 3: [49]}, "zh": {1: [7]}}, n_layers=4, d_ff=50, meta={"m": 1})
+    path = ns.save(tmp_path / "set.safetensors")
+    again = NeuronSet.load(path)
+    assert again.neurons == ns.neurons and again.meta == {"m": 1} and again.d_ff == 50
+    other = NeuronSet({"en": {0: [2, 3]}, "zh": {1: [7]}}, n_layers=4, d_ff=50)
+    assert ns.overlap(other, "en") == {"intersection": 1, "size_a": 3, "size_b": 2, "jaccard": 0.25}
+    assert ns.jaccard_matrix(other)["zh"] == {"en": 0.0, "zh": 1.0}
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(NeuronSetError, match="not a readable safetensors"):
+        NeuronSet.load(tmp_path / "junk.safetensors")
