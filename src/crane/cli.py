@@ -157,7 +157,7 @@ def data_show(
 def _print_matrix(title: str, matrix: Any) -> None:
     bpb, delta = matrix.bpb(), matrix.delta()
     table = Table(title=title)
-    table.add_column("masked \\ evaluated")
+    table.add_column("masked \\ evaluated", no_wrap=True, overflow="fold")
     table.add_column("neurons", justify="right")
     for lang in bpb.columns:
         table.add_column(f"{lang} bits/byte", justify="right")
@@ -261,6 +261,10 @@ def identify_cmd(
         str, typer.Option(help="Neurons per language: a count, a fraction (0.5%), or match:SET.json.")
     ] = "0.5%",
     verify: Annotated[bool, typer.Option(help="Confirm candidates by masking (group testing).")] = True,
+    verify_ratio: Annotated[
+        float, typer.Option(help="A group passes when its own rise exceeds this × the others' mean.")
+    ] = 1.0,
+    verify_tests: Annotated[int, typer.Option(help="Most group tests per language.")] = 24,
     max_texts: Annotated[int | None, typer.Option(help="Most texts per language.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Most tokens per language.")] = None,
     max_length: int = 128,
@@ -277,6 +281,7 @@ def identify_cmd(
     from crane.identify import IdentifyOptions, identify
     from crane.models.loading import load_model
     from crane.scoring import parse_budget
+    from crane.verify import VerifyOptions
 
     methods = {"crane": "attnlrp", "gradxact": "gradxact"}
     if method not in methods:
@@ -293,6 +298,7 @@ def identify_cmd(
         ).validate(),
         score=score, quantile=quantile, profile=profile, budget=parse_budget(budget),
         verify=verify, max_texts=max_texts, max_tokens=max_tokens,
+        verification=VerifyOptions(ratio=verify_ratio, max_tests=verify_tests).validate(),
     )
     with _progress() as bar:
         reporter = RichReporter(bar)
