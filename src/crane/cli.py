@@ -257,6 +257,9 @@ def identify_cmd(
     score: Annotated[str, typer.Option(help="CRANE score: margin | entropy.")] = "margin",
     quantile: Annotated[float, typer.Option(help="Relevance quantile a neuron must reach.")] = 0.95,
     profile: Annotated[str, typer.Option(help="Relevance profile: signed | positive | absolute.")] = "signed",
+    normalize: Annotated[
+        str, typer.Option(help="z-scores over all neurons (global) or within each layer (layer).")
+    ] = "global",
     budget: Annotated[
         str, typer.Option(help="Neurons per language: a count, a fraction (0.5%), or match:SET.json.")
     ] = "0.5%",
@@ -296,7 +299,8 @@ def identify_cmd(
             site=site, method=methods[method], target=target, max_length=max_length,
             batch_size=batch_size, batch_tokens=batch_tokens,
         ).validate(),
-        score=score, quantile=quantile, profile=profile, budget=parse_budget(budget),
+        score=score, quantile=quantile, profile=profile, normalize=normalize,
+        budget=parse_budget(budget),
         verify=verify, max_texts=max_texts, max_tokens=max_tokens,
         verification=VerifyOptions(ratio=verify_ratio, max_tests=verify_tests).validate(),
     )

@@ -35,6 +35,7 @@ class IdentifyOptions:
     score: str = "margin"
     quantile: float = 0.95
     profile: str = "signed"
+    normalize: str = "global"
     budget: Budget = field(default_factory=lambda: Budget(fraction=0.005))
     verify: bool = True
     verify_fraction: float = 0.2
@@ -119,7 +120,11 @@ def identify(
         progress=progress,
     )
     scores = SCORERS["crane"](
-        stats, score=options.score, quantile=options.quantile, profile=options.profile
+        stats,
+        score=options.score,
+        quantile=options.quantile,
+        profile=options.profile,
+        normalize=options.normalize,
     )
     site = options.relevance.site
     reports: dict[str, LanguageReport] = {}

@@ -97,3 +97,19 @@ def test_match_budget_from_file(tmp_path) -> None:
 def test_scoring_needs_two_languages() -> None:
     with pytest.raises(ConfigError, match="at least two languages"):
         SCORERS["crane"](make_stats({"en": torch.rand(2, 4, dtype=torch.float64)}))
+
+
+def test_layer_normalisation_compares_within_layers() -> None:
+    """A late layer with 100× larger relevance dominates global z-scores but not per-layer ones."""
+    torch.manual_seed(1)
+    p = {lang: torch.rand(2, 50, dtype=torch.float64) for lang in ("en", "zh")}
+    for lang in p:
+        p[lang][1] *= 100
+    p["en"][0, 9] = 3.0  # exclusive to en, but in the quiet layer
+    p["zh"][0, 9] = 0.0
+    global_rank = SCORERS["crane"](make_stats(p), quantile=0.5).ranking("en")
+    layer_rank = SCORERS["crane"](make_stats(p), quantile=0.5, normalize="layer").ranking("en")
+    assert global_rank[0] != 9 and global_rank.tolist().index(9) > 10  # drowned by layer 1
+    assert layer_rank[0] == 9
+    with pytest.raises(ConfigError, match="normalisation"):
+        SCORERS["crane"](make_stats(p), normalize="bogus")

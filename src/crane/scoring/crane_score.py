@@ -38,9 +38,30 @@ def _quantile(x: torch.Tensor, q: float) -> torch.Tensor:
     return flat[lo] + (flat[hi] - flat[lo]) * (position - lo)
 
 
+NORMALIZATIONS = ("global", "layer")
+
+
+def zscore(p: torch.Tensor, normalize: str) -> torch.Tensor:
+    """z-scores of ``p [n_lang, n_layers, d_ff]`` over all neurons (``global``) or within each
+    layer (``layer``: relevance magnitudes differ a lot between layers)."""
+    if normalize not in NORMALIZATIONS:
+        raise ConfigError(
+            f"Unknown normalisation '{normalize}'; use one of: {', '.join(NORMALIZATIONS)}."
+        )
+    dims = (1, 2) if normalize == "global" else (2,)
+    mean = p.mean(dim=dims, keepdim=True)
+    std = p.std(dim=dims, keepdim=True).clamp_min(1e-300)
+    return (p - mean) / std
+
+
 @register_scorer("crane")
 def crane_scores(
-    stats: Stats, *, score: str = "margin", quantile: float = 0.95, profile: str = "signed"
+    stats: Stats,
+    *,
+    score: str = "margin",
+    quantile: float = 0.95,
+    profile: str = "signed",
+    normalize: str = "global",
 ) -> Scores:
     """CRANE language-specificity scores from relevance statistics."""
     languages = stats.language_codes
@@ -52,11 +73,10 @@ def crane_scores(
         raise ConfigError(f"The quantile must be in [0, 1), got {quantile}.")
     if score not in SCORES:
         raise ConfigError(f"Unknown CRANE score '{score}'; use one of: {', '.join(SCORES)}.")
-    options = {"score": score, "quantile": quantile, "profile": profile}
+    options = {"score": score, "quantile": quantile, "profile": profile, "normalize": normalize}
     if score == "margin":
         p = profiles(stats, profile)
-        flat = p.flatten(1)
-        z = (flat - flat.mean(1, keepdim=True)) / flat.std(1, keepdim=True).clamp_min(1e-300)
+        z = zscore(p, normalize).flatten(1)
         values = {}
         for i, lang in enumerate(languages):
             others = torch.cat([z[:i], z[i + 1 :]]).max(0).values
