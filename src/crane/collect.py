@@ -27,7 +27,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from crane.data.batching import Batch, count_batches, iter_batches, pad_token_id, tokenize_texts
+from crane.data.batching import (
+    Batch,
+    TokenizedTexts,
+    count_batches,
+    iter_batches,
+    pad_token_id,
+    tokenize_texts,
+)
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError, LanguageError
 from crane.models.adapters import Adapter, get_adapter
@@ -195,11 +202,12 @@ def _digest(texts: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def _shard_meta(
-    options: RelevanceOptions, model_id: dict[str, Any], language: str, index: int, texts: Sequence[str]
+def shard_meta(
+    kind: str, options: Any, model_id: dict[str, Any], language: str, index: int, texts: Sequence[str]
 ) -> dict[str, Any]:
+    """What a shard was computed from; a saved shard is reused only when this matches."""
     return {
-        "kind": "relevance",
+        "kind": kind,
         "options": asdict(options),
         "model": {k: model_id.get(k) for k in ("spec", "kind", "sha256", "revision", "dtype")},
         "language": language,
@@ -207,6 +215,105 @@ def _shard_meta(
         "n_texts": len(texts),
         "texts_sha256": _digest(texts),
     }
+
+
+# ---- shared shard loop ---------------------------------------------------------------------
+ShardCompute = Callable[[str, "TokenizedTexts", Iterator[Batch]], dict[str, Stats]]
+"""``compute(language, tokenized shard, batches) -> {part: Stats}``; part ``""`` is the main
+file ``shard-NNNNN.safetensors``, any other part ``p`` goes to ``shard-NNNNN.p.safetensors``."""
+
+
+def shard_path(out: Path, language: str, index: int, part: str = "") -> Path:
+    suffix = f".{part}" if part else ""
+    return out / language / f"shard-{index:05d}{suffix}.safetensors"
+
+
+def run_shards(
+    tokenizer: Any,
+    corpus: Corpus,
+    compute: ShardCompute,
+    *,
+    shard_meta: Callable[[str, int, list[str]], dict[str, Any]],
+    label: str,
+    shard_texts: int,
+    max_length: int,
+    batch_size: int,
+    batch_tokens: int,
+    parts: Sequence[str] = ("",),
+    out_dir: str | Path | None = None,
+    max_texts: int | None = None,
+    max_tokens: int | None = None,
+    progress: Progress | None = None,
+    on_shard: Callable[[str, int], None] | None = None,
+) -> dict[str, list[dict[str, Stats]]]:
+    """Cut each language's texts into shards of ``shard_texts`` consecutive texts and compute
+    (or reuse) every shard: language → shards in order → {part: Stats}.
+
+    A saved shard is reused only when every one of its ``parts`` has an intact sidecar whose
+    meta equals ``shard_meta(language, index, texts)``; otherwise it is recomputed and saved
+    (the sidecar is written last, so a killed run leaves no half shard that looks complete).
+    """
+    progress = progress or NullProgress()
+    pad_id = pad_token_id(tokenizer)
+    out = Path(out_dir) if out_dir is not None else None
+
+    plan: list[tuple[str, int, list[str]]] = []
+    for lang in corpus.languages:
+        texts = texts_within_budget(tokenizer, corpus[lang], max_texts, max_tokens)
+        if not texts:
+            raise LanguageError(
+                f"Language '{lang}' has no texts within the budget; give more texts or raise "
+                "--max-texts/--max-tokens."
+            )
+        for index, lo in enumerate(range(0, len(texts), shard_texts)):
+            plan.append((lang, index, texts[lo : lo + shard_texts]))
+
+    todo = []
+    for lang, index, chunk in plan:
+        meta = shard_meta(lang, index, chunk)
+        expected = json.loads(json.dumps(meta, default=str))
+        complete = out is not None and all(
+            (side := read_sidecar(shard_path(out, lang, index, part))) is not None
+            and side.get("meta") == expected
+            for part in parts
+        )
+        if not complete:
+            todo.append((lang, index, chunk, meta))
+    tokenized = {
+        (lang, index): tokenize_texts(tokenizer, chunk, max_length=max_length)
+        for lang, index, chunk, _meta in todo
+    }
+    total_batches = sum(
+        count_batches(t, batch_size=batch_size, max_tokens=batch_tokens) for t in tokenized.values()
+    )
+    progress.start(label, total_batches)
+
+    def batches(tok: TokenizedTexts) -> Iterator[Batch]:
+        for batch in iter_batches(
+            tok, batch_size=batch_size, pad_id=pad_id, max_tokens=batch_tokens
+        ):
+            yield batch
+            progress.advance(1)
+
+    fresh: dict[tuple[str, int], dict[str, Stats]] = {}
+    for lang, index, _chunk, meta in todo:
+        result = compute(lang, tokenized[(lang, index)], batches(tokenized[(lang, index)]))
+        for part in parts:
+            result[part].meta = meta
+        if out is not None:
+            for part in sorted(parts, key=lambda p: p == ""):  # the main part last
+                result[part].save(shard_path(out, lang, index, part))
+        fresh[(lang, index)] = result
+        if on_shard is not None:
+            on_shard(lang, index)
+    results: dict[str, list[dict[str, Stats]]] = {lang: [] for lang in corpus.languages}
+    for lang, index, _chunk in plan:
+        shard = fresh.get((lang, index))
+        if shard is None:
+            assert out is not None
+            shard = {part: Stats.load(shard_path(out, lang, index, part)) for part in parts}
+        results[lang].append(shard)
+    return results
 
 
 def collect_relevance(
@@ -236,67 +343,42 @@ def collect_relevance(
     adapter = adapter or get_adapter(model)
     shape = model_shape(model, adapter)
     model_id = model_id or {}
-    progress = progress or NullProgress()
-    pad_id = pad_token_id(tokenizer)
-    out = Path(out_dir) if out_dir is not None else None
 
-    plan: list[tuple[str, int, list[str], Path | None]] = []
-    for lang in corpus.languages:
-        texts = texts_within_budget(tokenizer, corpus[lang], max_texts, max_tokens)
-        if not texts:
-            raise LanguageError(
-                f"Language '{lang}' has no texts within the budget; give more texts or raise "
-                "--max-texts/--max-tokens."
+    def compute(lang: str, tok: TokenizedTexts, batches: Iterator[Batch]) -> dict[str, Stats]:
+        stats = LanguageStats()
+        stats.count("n_texts", sum(1 for n in tok.n_predicted() if n > 0))
+        for batch in batches:
+            rel = batch_relevance(
+                model,
+                adapter,
+                batch,
+                site=options.site,
+                target=options.target,
+                n_layers=shape.n_layers,
             )
-        for index, lo in enumerate(range(0, len(texts), options.shard_texts)):
-            chunk = texts[lo : lo + options.shard_texts]
-            path = out / lang / f"shard-{index:05d}.safetensors" if out is not None else None
-            plan.append((lang, index, chunk, path))
+            accumulate_relevance(stats, rel, batch)
+        return {"": Stats({lang: stats})}
 
-    todo = []
-    for lang, index, chunk, path in plan:
-        meta = _shard_meta(options, model_id, lang, index, chunk)
-        sidecar = read_sidecar(path) if path is not None else None
-        if sidecar is None or sidecar.get("meta") != json.loads(json.dumps(meta, default=str)):
-            todo.append((lang, index, chunk, path, meta))
-    tokenized = {
-        (lang, index): tokenize_texts(tokenizer, chunk, max_length=options.max_length)
-        for lang, index, chunk, _path, _meta in todo
-    }
-    total_batches = sum(
-        count_batches(t, batch_size=options.batch_size, max_tokens=options.batch_tokens)
-        for t in tokenized.values()
-    )
-    progress.start(f"relevance ({options.method}, {options.site})", total_batches)
-
-    parts: dict[str, list[Stats]] = {lang: [] for lang in corpus.languages}
-    fresh: dict[tuple[str, int], Stats] = {}
     with _relevance_context(model, adapter, options.method):
-        for lang, index, _chunk, path, meta in todo:
-            stats = LanguageStats()
-            tok = tokenized[(lang, index)]
-            stats.count("n_texts", sum(1 for n in tok.n_predicted() if n > 0))
-            for batch in iter_batches(
-                tok, batch_size=options.batch_size, pad_id=pad_id, max_tokens=options.batch_tokens
-            ):
-                rel = batch_relevance(
-                    model, adapter, batch, site=options.site, target=options.target,
-                    n_layers=shape.n_layers,
-                )
-                accumulate_relevance(stats, rel, batch)
-                progress.advance(1)
-            shard = Stats({lang: stats}, meta)
-            if path is not None:
-                shard.save(path)
-            fresh[(lang, index)] = shard
-            if on_shard is not None:
-                on_shard(lang, index)
-    for lang, index, _chunk, path in plan:
-        shard = fresh.get((lang, index))
-        if shard is None:
-            assert path is not None
-            shard = Stats.load(path)
-        parts[lang].append(shard)
+        results = run_shards(
+            tokenizer,
+            corpus,
+            compute,
+            shard_meta=lambda lang, index, chunk: shard_meta(
+                "relevance", options, model_id, lang, index, chunk
+            ),
+            label=f"relevance ({options.method}, {options.site})",
+            shard_texts=options.shard_texts,
+            max_length=options.max_length,
+            batch_size=options.batch_size,
+            batch_tokens=options.batch_tokens,
+            out_dir=out_dir,
+            max_texts=max_texts,
+            max_tokens=max_tokens,
+            progress=progress,
+            on_shard=on_shard,
+        )
+    parts = {lang: [shard[""] for shard in shards] for lang, shards in results.items()}
     languages = {lang: merge_all(shards)[lang] for lang, shards in parts.items()}
     meta = {
         "kind": "relevance",
