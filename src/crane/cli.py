@@ -250,7 +250,11 @@ def identify_cmd(
     text_field: Annotated[str, typer.Option(help="Text field/column (JSONL, CSV, Parquet).")] = "text",
     lang_field: Annotated[str, typer.Option(help="Language field/column.")] = "lang",
     method: Annotated[
-        str, typer.Option(help="crane (AttnLRP relevance) or gradxact (plain gradient × activation).")
+        str,
+        typer.Option(
+            help="crane (AttnLRP relevance), gradxact (gradient × activation), or an activation "
+            "baseline: lape, kojima, plnd, actmean, random."
+        ),
     ] = "crane",
     site: Annotated[str, typer.Option(help="Neuron site: down_in | act.")] = "down_in",
     target: Annotated[str, typer.Option(help="Explained quantity: logit | logprob.")] = "logit",
@@ -261,7 +265,11 @@ def identify_cmd(
         str, typer.Option(help="z-scores over all neurons (global) or within each layer (layer).")
     ] = "global",
     budget: Annotated[
-        str, typer.Option(help="Neurons per language: a count, a fraction (0.5%), or match:SET.json.")
+        str,
+        typer.Option(
+            help="Neurons per language: a count, a fraction (0.5%), match:SET.json, or own "
+            "(LAPE's and PLND's own selection)."
+        ),
     ] = "0.5%",
     verify: Annotated[bool, typer.Option(help="Confirm candidates by masking (group testing).")] = True,
     verify_ratio: Annotated[
@@ -287,13 +295,24 @@ def identify_cmd(
     from crane.verify import VerifyOptions
 
     methods = {"crane": "attnlrp", "gradxact": "gradxact"}
-    if method not in methods:
-        raise ConfigError(f"Unknown method '{method}'; use one of: {', '.join(methods)}.")
+    if method not in (*methods, *ACTIVATION_METHODS):
+        raise ConfigError(
+            f"Unknown method '{method}'; use one of: {', '.join((*methods, *ACTIVATION_METHODS))}."
+        )
+    if budget == "own" and method not in ("lape", "plnd"):
+        raise ConfigError("--budget own (the method's own set size) applies to lape and plnd only.")
     languages = parse_language_list(langs)
     spec = default_identification_corpus() if corpus == "auto" else corpus
     texts = load_corpus(
         spec, part="identify", lang=lang, text_field=text_field, lang_field=lang_field
     ).select(languages)
+    if method in ACTIVATION_METHODS:
+        _identify_by_activation(
+            method, model, texts, out, budget=None if budget == "own" else parse_budget(budget),
+            site=site, max_texts=max_texts, max_tokens=max_tokens, max_length=max_length,
+            dtype=dtype, device=device, trust_remote_code=trust_remote_code, spec=spec,
+        )
+        return
     options = IdentifyOptions(
         relevance=RelevanceOptions(
             site=site, method=methods[method], target=target, max_length=max_length,
@@ -319,6 +338,40 @@ def identify_cmd(
             f"refilled {report.refilled}, untested {report.untested}"
         )
     console.print(f"wrote {out / f'neurons-{options.method_name}.json'} ({result.seconds:.0f} s)")
+
+
+ACTIVATION_METHODS: tuple[str, ...] = ("lape", "kojima", "plnd", "actmean", "random")
+
+
+def _identify_by_activation(
+    method: str, model: str, texts: Any, out: Path, *, budget: Any, site: str,
+    max_texts: int | None, max_tokens: int | None, max_length: int, dtype: str, device: str,
+    trust_remote_code: bool, spec: str,
+) -> None:
+    """Activation baselines: one forward pass of statistics, then the method's selection."""
+    from crane.activations import identify_with
+    from crane.models.loading import load_model
+
+    if len(texts.languages) < 2:
+        raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
+    with _progress() as bar:
+        reporter = RichReporter(bar)
+        loaded = load_model(
+            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+            progress=reporter.message,
+        )
+        if budget is not None:
+            for lang in texts.languages:
+                budget.for_language(lang, loaded.shape.n_neurons)
+        neurons = identify_with(
+            method, loaded.model, loaded.tokenizer, texts, budget=budget, site=site,
+            out_dir=out / "activations", adapter=loaded.adapter, model_id=loaded.source,
+            max_texts=max_texts, max_tokens=max_tokens, max_length=max_length, progress=reporter,
+        )
+    neurons.meta.setdefault("model", loaded.source)
+    path = neurons.save(out / f"neurons-{method}.json")
+    _print_neuron_set(neurons, f"{method} neurons ({spec})")
+    console.print(f"wrote {path}")
 
 
 # ---- neurons ------------------------------------------------------------------------------
@@ -357,6 +410,23 @@ def neurons_show(
         model = meta.get("model") or {}
         if model:
             console.print(f"model: {model.get('spec')} ({model.get('kind')}); budget {meta.get('budget')}")
+
+
+@neurons_app.command("import-lape")
+def neurons_import_lape(
+    path: Annotated[Path, typer.Argument(help="A LAPE .neuron.pth file (list over languages of lists over layers).")],
+    langs: Annotated[str, typer.Option(help="The file's language order, e.g. en,zh,fr,es,vi,id,ja.")],
+    out: Annotated[Path, typer.Option(help="Where to write the crane neuron set (.json or .safetensors).")],
+    d_ff: Annotated[int | None, typer.Option(help="MLP width of the model (checked against indices).")] = None,
+) -> None:
+    """Convert a published LAPE neuron file into a crane neuron set (tensors only; never unpickles objects)."""
+    from crane.data.languages import parse_language_list
+    from crane.lape_format import import_lape
+
+    neuron_set = import_lape(path, parse_language_list(langs), d_ff=d_ff)
+    neuron_set.save(out)
+    _print_neuron_set(neuron_set, f"imported from {path.name}")
+    console.print(f"wrote {out}")
 
 
 # ---- demo -------------------------------------------------------------------------------

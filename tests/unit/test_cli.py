@@ -171,3 +171,43 @@ def test_identify_bad_budget(tiny_llama_dir: Path, tmp_path: Path, capsys) -> No
             capsys,
         )
         assert_clear_error(code, err, needle)
+
+
+@pytest.mark.parametrize("method,budget", [("lape", "own"), ("lape", "6"), ("kojima", "6"), ("actmean", "6")])
+def test_identify_activation_baselines(tiny_llama_dir: Path, tmp_path: Path, capsys, method, budget) -> None:
+    run_dir = tmp_path / "run"
+    code, out, err = run(
+        ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh,vi", "--corpus", "udhr",
+         "--method", method, "--budget", budget, "--out", str(run_dir)],
+        capsys,
+    )
+    assert code == 0, err
+    neuron_set = NeuronSet.load(run_dir / f"neurons-{method}.json")
+    assert set(neuron_set.languages) == {"en", "zh", "vi"}
+    if budget == "6":
+        assert all(neuron_set.size(lang) <= 6 for lang in neuron_set.languages)
+    assert list((run_dir / "activations").rglob("shard-*.safetensors"))
+
+
+def test_budget_own_only_for_lape_and_plnd(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = run(
+        ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh", "--corpus", "udhr",
+         "--method", "kojima", "--budget", "own", "--out", str(tmp_path / "r")],
+        capsys,
+    )
+    assert_clear_error(code, err, "lape and plnd")
+
+
+def test_import_lape_file(tmp_path: Path, capsys) -> None:
+    import torch
+
+    layers = [[torch.tensor([1, 5]), torch.tensor([], dtype=torch.long)], [torch.tensor([2]), torch.tensor([7, 9])]]
+    torch.save(layers, tmp_path / "x.neuron.pth")
+    code, out, err = run(
+        ["neurons", "import-lape", str(tmp_path / "x.neuron.pth"), "--langs", "en,zh",
+         "--out", str(tmp_path / "x.json")],
+        capsys,
+    )
+    assert code == 0, err
+    imported = NeuronSet.load(tmp_path / "x.json")
+    assert imported.layers("en") == {0: [1, 5]} and imported.layers("zh") == {0: [2], 1: [7, 9]}
