@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -29,3 +30,7 @@ class NullProgress:
 
     def message(self, text: str) -> None:
         pass
+
+
+StatusCallback = Callable[[str], None]
+"""A one-line status sink, e.g. ``Progress.message`` (used by model loading)."""

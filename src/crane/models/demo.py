@@ -20,12 +20,14 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from crane.errors import ModelLoadError
+from crane.io import atomic_write_text
+from crane.progress import StatusCallback
 
 DEMO_MODEL = "gemma-3-270m"
 """The spec that names the demo model (``crane ... --model gemma-3-270m``)."""
@@ -44,7 +46,6 @@ _MISSING_EXTRA = (
     "The demo model needs the 'demo' extra; install it with pip install 'crane-neurons[demo]'."
 )
 
-Progress = Callable[[str], None]
 
 
 def cache_root() -> Path:
@@ -88,7 +89,7 @@ def read_marker(model_dir: str | Path) -> dict[str, Any] | None:
 
 
 def demo_model_dir(
-    *, cache_dir: str | Path | None = None, progress: Progress | None = None
+    *, cache_dir: str | Path | None = None, progress: StatusCallback | None = None
 ) -> Path:
     """The converted demo model directory, converting the packaged GGUF on first use.
 
@@ -120,7 +121,7 @@ def demo_model_dir(
     return target
 
 
-def _convert(target: Path, say: Progress) -> None:
+def _convert(target: Path, say: StatusCallback) -> None:
     """Assemble, load, save and mark the demo model; only a complete directory reaches target."""
     gguf_pkg = _import_demo_package()
     try:
@@ -172,7 +173,7 @@ def _convert(target: Path, say: Progress) -> None:
 
 
 def load_gguf(
-    path: str | Path, *, progress: Progress | None = None, **model_kwargs: Any
+    path: str | Path, *, progress: StatusCallback | None = None, **model_kwargs: Any
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` from a GGUF file, dequantised (float32 unless ``dtype`` says).
 
@@ -287,20 +288,8 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` as JSON to ``path`` atomically (see :mod:`crane.io`)."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _marker(gguf_pkg: Any, timings: dict[str, float]) -> dict[str, Any]:
@@ -373,7 +362,7 @@ def _remove_stale(models_dir: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path, say: Progress) -> Iterator[None]:
+def _file_lock(path: Path, say: StatusCallback) -> Iterator[None]:
     """An exclusive advisory lock on ``path`` (fcntl); a no-op where fcntl is missing."""
     try:
         import fcntl

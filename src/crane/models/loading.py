@@ -32,8 +32,7 @@ from crane.models.demo import (
     read_marker,
 )
 from crane.models.sites import SITES, ModelShape, model_shape, validate_sites
-
-Progress = Callable[[str], None]
+from crane.progress import StatusCallback
 
 DTYPES: dict[str, torch.dtype | str] = {
     "float32": torch.float32,
@@ -88,7 +87,7 @@ def load_model(
     trust_remote_code: bool = False,
     validate: bool = True,
     cache_dir: str | Path | None = None,
-    progress: Progress | None = None,
+    progress: StatusCallback | None = None,
     attn_implementation: str | None = None,
     revision: str | None = None,
 ) -> LoadedModel:
@@ -179,7 +178,7 @@ def describe(loaded: LoadedModel) -> dict[str, Any]:
 
 
 def _resolve(
-    spec: str | Path, *, cache_dir: str | Path | None, progress: Progress
+    spec: str | Path, *, cache_dir: str | Path | None, progress: StatusCallback
 ) -> tuple[str, Any]:
     """``(kind, location)``: a Path for demo/local/gguf, the id string for hub."""
     text = str(spec)
@@ -293,7 +292,7 @@ def _check_device(device: str) -> str | dict[str, str] | None:
 # --- loading -----------------------------------------------------------------------------------
 
 
-def _load_gguf(path: Path, kwargs: dict[str, Any], progress: Progress) -> tuple[Any, Any]:
+def _load_gguf(path: Path, kwargs: dict[str, Any], progress: StatusCallback) -> tuple[Any, Any]:
     gguf_kwargs = dict(kwargs)
     if gguf_kwargs.get("dtype") == "auto":
         gguf_kwargs["dtype"] = torch.float32  # dequantised weights: float32 loses nothing
@@ -315,7 +314,7 @@ def _load_transformers(
     kwargs: dict[str, Any],
     trust_remote_code: bool,
     revision: str | None,
-    progress: Progress,
+    progress: StatusCallback,
 ) -> tuple[Any, Any]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
