@@ -43,6 +43,7 @@ from crane.collect import run_shards, shard_meta
 from crane.data.batching import Batch, TokenizedTexts
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError
+from crane.methods import ACTIVATION_METHODS, METHODS, RELEVANCE_SCORED
 from crane.models.adapters import Adapter, get_adapter
 from crane.models.head import final_hidden
 from crane.models.sites import check_site, decoder_layers, down_proj_weight, model_shape, site_hooks
@@ -241,9 +242,86 @@ def collect_activations(
 
 
 # ---- one entry point for every method ------------------------------------------------------
-ACTIVATION_METHODS: tuple[str, ...] = ("lape", "kojima", "plnd", "actmean", "random")
-RELEVANCE_SCORED: dict[str, str] = {"crane": "attnlrp", "gradxact": "gradxact"}
-"""Methods scored by the ``crane`` scorer on relevance statistics, with their relevance method."""
+
+
+def select_with(
+    method: str,
+    stats: Stats,
+    *,
+    budget: Any = None,
+    site: str = "down_in",
+    score_options: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> NeuronSet:
+    """The neuron set of an activation method (or ``crane``/``gradxact`` on relevance
+    statistics) from already collected ``stats``; see :func:`identify_with` for ``budget``."""
+    from crane.scoring import DEFAULT_FRACTION, SCORERS, Budget, select_top
+    from crane.scoring.lape import lape_set
+    from crane.scoring.plnd import plnd_set
+
+    score_options = dict(score_options or {})
+    scorer = "crane" if method in RELEVANCE_SCORED else method
+    if scorer not in SCORERS:
+        raise ConfigError(f"Unknown method '{method}'; use one of: {', '.join(METHODS)}.")
+    if method == "random":
+        score_options.setdefault("seed", seed)
+    if budget is None and method == "lape":
+        return lape_set(stats, site="act", **score_options)
+    if budget is None and method == "plnd":
+        return plnd_set(
+            stats, site=site, **{k: v for k, v in score_options.items() if k == "top_number"}
+        )
+    scores = SCORERS[scorer](stats, **score_options)
+    chosen = budget if budget is not None else Budget(fraction=DEFAULT_FRACTION)
+    out_site = "act" if method == "lape" else site
+    return select_top(scores, chosen, site=out_site, meta={"identified_with": method})
+
+
+def identify_activation_methods(
+    methods: list[str] | tuple[str, ...],
+    model: nn.Module,
+    tokenizer: Any,
+    corpus: Corpus,
+    *,
+    budget: Any = None,
+    site: str = "down_in",
+    score_options: dict[str, dict[str, Any]] | None = None,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    adapter: Adapter | None = None,
+    model_id: dict[str, Any] | None = None,
+    max_texts: int | None = None,
+    max_tokens: int | None = None,
+    max_length: int = 128,
+    shard_texts: int = 64,
+    progress: Progress | None = None,
+) -> dict[str, NeuronSet]:
+    """Several activation methods from **one** forward pass of statistics (resumable through
+    ``out_dir``); ``score_options`` maps a method to its scorer options."""
+    unknown = [m for m in methods if m not in ACTIVATION_METHODS]
+    if unknown:
+        raise ConfigError(
+            f"Not an activation method: {', '.join(unknown)}; use: {', '.join(ACTIVATION_METHODS)}."
+        )
+    stats = collect_activations(
+        model,
+        tokenizer,
+        corpus,
+        options=ActivationOptions(site=site, max_length=max_length, shard_texts=shard_texts),
+        out_dir=out_dir,
+        adapter=adapter,
+        model_id=model_id,
+        max_texts=max_texts,
+        max_tokens=max_tokens,
+        progress=progress,
+    )
+    options = score_options or {}
+    return {
+        method: select_with(
+            method, stats, budget=budget, site=site, score_options=options.get(method), seed=seed
+        )
+        for method in methods
+    }
 
 
 def identify_with(
@@ -267,7 +345,7 @@ def identify_with(
     progress: Progress | None = None,
 ) -> NeuronSet:
     """Neurons of every language of ``corpus`` by ``method`` (``crane``, ``gradxact``, ``lape``,
-    ``kojima``, ``plnd``, ``actmean``, ``random``).
+    ``kojima``, ``plnd``, ``actmean``, ``random``), without causal verification.
 
     ``budget`` (a :class:`crane.scoring.Budget`, incl. ``match``) selects the top of the
     method's Scores; ``None`` gives LAPE's and PLND's own sets, and 0.5% of all neurons for the
@@ -275,11 +353,7 @@ def identify_with(
     LAPE's sets are at the ``act`` site (where its probabilities are counted).
     """
     from crane.collect import RelevanceOptions, collect_relevance
-    from crane.scoring import DEFAULT_FRACTION, SCORERS, Budget, select_top
-    from crane.scoring.lape import lape_set
-    from crane.scoring.plnd import plnd_set
 
-    score_options = dict(score_options or {})
     if method == "random" and reference is not None:
         return reference.random_like(seed=seed)
     common = dict(
@@ -290,44 +364,24 @@ def identify_with(
         max_tokens=max_tokens,
         progress=progress,
     )
-    stats: Stats
-    if method in RELEVANCE_SCORED:
-        stats = collect_relevance(
-            model,
-            tokenizer,
-            corpus,
-            options=RelevanceOptions(
-                site=site,
-                method=RELEVANCE_SCORED[method],
-                max_length=max_length,
-                shard_texts=shard_texts,
-            ),
-            **common,
-        )
-        scorer = "crane"
-    elif method in ACTIVATION_METHODS:
-        stats = collect_activations(
-            model,
-            tokenizer,
-            corpus,
-            options=ActivationOptions(site=site, max_length=max_length, shard_texts=shard_texts),
-            **common,
-        )
-        scorer = method
-        if method == "random":
-            score_options.setdefault("seed", seed)
-    else:
-        raise ConfigError(
-            f"Unknown method '{method}'; use one of: "
-            f"{', '.join((*RELEVANCE_SCORED, *ACTIVATION_METHODS))}."
-        )
-    if budget is None and method == "lape":
-        return lape_set(stats, site="act", **score_options)
-    if budget is None and method == "plnd":
-        return plnd_set(
-            stats, site=site, **{k: v for k, v in score_options.items() if k == "top_number"}
-        )
-    scores = SCORERS[scorer](stats, **score_options)
-    chosen = budget if budget is not None else Budget(fraction=DEFAULT_FRACTION)
-    out_site = "act" if method == "lape" else site
-    return select_top(scores, chosen, site=out_site, meta={"identified_with": method})
+    if method in ACTIVATION_METHODS:
+        return identify_activation_methods(
+            [method], model, tokenizer, corpus, budget=budget, site=site,
+            score_options={method: score_options or {}}, seed=seed, max_length=max_length,
+            shard_texts=shard_texts, **common,
+        )[method]
+    if method not in RELEVANCE_SCORED:
+        raise ConfigError(f"Unknown method '{method}'; use one of: {', '.join(METHODS)}.")
+    stats = collect_relevance(
+        model,
+        tokenizer,
+        corpus,
+        options=RelevanceOptions(
+            site=site,
+            method=RELEVANCE_SCORED[method],
+            max_length=max_length,
+            shard_texts=shard_texts,
+        ),
+        **common,
+    )
+    return select_with(method, stats, budget=budget, site=site, score_options=score_options)

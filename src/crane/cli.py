@@ -14,6 +14,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from crane.errors import ConfigError, CraneError
+from crane.methods import RELEVANCE_SCORED
 
 app = typer.Typer(
     name="crane",
@@ -252,8 +253,8 @@ def identify_cmd(
     method: Annotated[
         str,
         typer.Option(
-            help="crane (AttnLRP relevance), gradxact (gradient × activation), or an activation "
-            "baseline: lape, kojima, plnd, actmean, random."
+            help="crane (AttnLRP relevance), gradxact (gradient × activation), an activation "
+            "baseline (lape, kojima, plnd, actmean, random), several comma-separated, or all."
         ),
     ] = "crane",
     site: Annotated[str, typer.Option(help="Neuron site: down_in | act.")] = "down_in",
@@ -267,8 +268,8 @@ def identify_cmd(
     budget: Annotated[
         str,
         typer.Option(
-            help="Neurons per language: a count, a fraction (0.5%), match:SET.json, or own "
-            "(LAPE's and PLND's own selection)."
+            help="Neurons per language: a count, a fraction (0.5%), match:SET.json, "
+            "match:METHOD (another method of this run), or own (LAPE's and PLND's own sizes)."
         ),
     ] = "0.5%",
     verify: Annotated[bool, typer.Option(help="Confirm candidates by masking (group testing).")] = True,
@@ -285,93 +286,171 @@ def identify_cmd(
     device: DeviceOpt = "cpu",
     trust_remote_code: TrustOpt = False,
 ) -> None:
-    """Find each language's neurons by relevance (CRANE), confirmed by masking; resumable."""
+    """Find each language's neurons by relevance (CRANE), confirmed by masking; resumable.
+
+    Several methods at once (``--method crane,lape,kojima`` or ``all``) share one activation
+    pass; ``--budget match:METHOD`` sizes every other method like METHOD's set from this run.
+    """
     from crane.collect import RelevanceOptions
     from crane.data.builtin import load_corpus
     from crane.data.languages import parse_language_list
-    from crane.identify import IdentifyOptions, identify
-    from crane.models.loading import load_model
+    from crane.identify import IdentifyOptions
+    from crane.methods import OWN_SIZE_METHODS, parse_methods
     from crane.scoring import parse_budget
     from crane.verify import VerifyOptions
 
-    methods = {"crane": "attnlrp", "gradxact": "gradxact"}
-    if method not in (*methods, *ACTIVATION_METHODS):
-        raise ConfigError(
-            f"Unknown method '{method}'; use one of: {', '.join((*methods, *ACTIVATION_METHODS))}."
-        )
-    if budget == "own" and method not in ("lape", "plnd"):
-        raise ConfigError("--budget own (the method's own set size) applies to lape and plnd only.")
+    methods = parse_methods(method)
+    reference = budget[len("match:") :] if budget.startswith("match:") else None
+    if reference is not None and reference in methods:
+        methods = [reference, *(m for m in methods if m != reference)]
+    else:
+        reference = None
+        if budget == "own":
+            if any(m not in OWN_SIZE_METHODS for m in methods):
+                raise ConfigError(
+                    "--budget own (the method's own set size) applies to lape and plnd only."
+                )
+        else:
+            parse_budget(budget)  # a bad budget fails before the model loads
     languages = parse_language_list(langs)
+    if len(languages) < 2:
+        raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
     spec = default_identification_corpus() if corpus == "auto" else corpus
     texts = load_corpus(
         spec, part="identify", lang=lang, text_field=text_field, lang_field=lang_field
     ).select(languages)
-    if method in ACTIVATION_METHODS:
-        _identify_by_activation(
-            method, model, texts, out, budget=None if budget == "own" else parse_budget(budget),
-            site=site, max_texts=max_texts, max_tokens=max_tokens, max_length=max_length,
-            dtype=dtype, device=device, trust_remote_code=trust_remote_code, spec=spec,
+
+    def budget_for(name: str) -> Any:
+        if reference is not None and name != reference:
+            return parse_budget(f"match:{out / f'neurons-{reference}.json'}")
+        if budget == "own" or (name == reference and name in OWN_SIZE_METHODS):
+            return None
+        return parse_budget("0.5%" if name == reference else budget)
+
+    def relevance_options(name: str) -> IdentifyOptions:
+        return IdentifyOptions(
+            relevance=RelevanceOptions(
+                site=site, method=RELEVANCE_SCORED[name], target=target, max_length=max_length,
+                batch_size=batch_size, batch_tokens=batch_tokens,
+            ).validate(),
+            score=score, quantile=quantile, profile=profile, normalize=normalize,
+            budget=budget_for(name), verify=verify, max_texts=max_texts, max_tokens=max_tokens,
+            verification=VerifyOptions(ratio=verify_ratio, max_tests=verify_tests).validate(),
         )
-        return
-    options = IdentifyOptions(
-        relevance=RelevanceOptions(
-            site=site, method=methods[method], target=target, max_length=max_length,
-            batch_size=batch_size, batch_tokens=batch_tokens,
-        ).validate(),
-        score=score, quantile=quantile, profile=profile, normalize=normalize,
-        budget=parse_budget(budget),
-        verify=verify, max_texts=max_texts, max_tokens=max_tokens,
-        verification=VerifyOptions(ratio=verify_ratio, max_tests=verify_tests).validate(),
-    )
+
+    found: dict[str, Any] = {}
+    summary: list[str] = []
     with _progress() as bar:
         reporter = RichReporter(bar)
-        loaded = load_model(
-            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
-            progress=reporter.message,
-        )
-        result = identify(loaded, texts, options=options, out_dir=out, progress=reporter)
-    _print_neuron_set(result.neurons, f"{options.method_name} neurons ({spec})")
-    for lang, report in result.reports.items():
-        console.print(
-            f"verification {lang}: {report.tests} group tests, {report.forward_passes} forward "
-            f"passes (one by one: {report.one_by_one_forward_passes}), dropped {report.dropped}, "
-            f"refilled {report.refilled}, untested {report.untested}"
-        )
-    console.print(f"wrote {out / f'neurons-{options.method_name}.json'} ({result.seconds:.0f} s)")
+        loaded = _load(model, dtype, device, trust_remote_code, reporter)
+        activation_stats = None
+        for name in methods:
+            if name in RELEVANCE_SCORED:
+                found[name] = _identify_by_relevance(
+                    name, loaded, texts, out, relevance_options(name), reporter, summary
+                )
+                continue
+            if activation_stats is None:
+                activation_stats = _activation_stats(
+                    loaded, texts, out, site=site, max_texts=max_texts, max_tokens=max_tokens,
+                    max_length=max_length, reporter=reporter,
+                )
+            found[name] = _select_by_activation(
+                name, activation_stats, loaded, out, budget=budget_for(name), site=site
+            )
+    for name, neuron_set in found.items():
+        _print_neuron_set(neuron_set, f"{name} neurons ({spec})")
+    for line in summary:
+        console.print(line)
+    if len(found) > 1:
+        _print_overlaps(found)
+    for name in found:
+        console.print(f"wrote {out / f'neurons-{name}.json'}")
 
 
-ACTIVATION_METHODS: tuple[str, ...] = ("lape", "kojima", "plnd", "actmean", "random")
-
-
-def _identify_by_activation(
-    method: str, model: str, texts: Any, out: Path, *, budget: Any, site: str,
-    max_texts: int | None, max_tokens: int | None, max_length: int, dtype: str, device: str,
-    trust_remote_code: bool, spec: str,
-) -> None:
-    """Activation baselines: one forward pass of statistics, then the method's selection."""
-    from crane.activations import identify_with
+def _load(model: str, dtype: str, device: str, trust_remote_code: bool, reporter: Any) -> Any:
     from crane.models.loading import load_model
 
-    if len(texts.languages) < 2:
-        raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
-    with _progress() as bar:
-        reporter = RichReporter(bar)
-        loaded = load_model(
-            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
-            progress=reporter.message,
+    return load_model(
+        model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+        progress=reporter.message,
+    )
+
+
+def _identify_by_relevance(
+    name: str, loaded: Any, texts: Any, out: Path, options: Any, reporter: Any,
+    summary: list[str],
+) -> Any:
+    """CRANE or gradxact: relevance statistics, scores, verification (see crane.identify);
+    appends the verification report lines to ``summary``."""
+    from crane.identify import identify
+
+    result = identify(loaded, texts, options=options, out_dir=out, progress=reporter)
+    for lang, report in result.reports.items():
+        summary.append(
+            f"{name} verification {lang}: {report.tests} group tests, {report.forward_passes} "
+            f"forward passes (one by one: {report.one_by_one_forward_passes}), dropped "
+            f"{report.dropped}, refilled {report.refilled}, untested {report.untested}"
         )
-        if budget is not None:
-            for lang in texts.languages:
-                budget.for_language(lang, loaded.shape.n_neurons)
-        neurons = identify_with(
-            method, loaded.model, loaded.tokenizer, texts, budget=budget, site=site,
-            out_dir=out / "activations", adapter=loaded.adapter, model_id=loaded.source,
-            max_texts=max_texts, max_tokens=max_tokens, max_length=max_length, progress=reporter,
-        )
-    neurons.meta.setdefault("model", loaded.source)
-    path = neurons.save(out / f"neurons-{method}.json")
-    _print_neuron_set(neurons, f"{method} neurons ({spec})")
-    console.print(f"wrote {path}")
+    summary.append(f"{name}: {result.seconds:.0f} s")
+    return result.neurons
+
+
+def _activation_stats(
+    loaded: Any, texts: Any, out: Path, *, site: str, max_texts: int | None,
+    max_tokens: int | None, max_length: int, reporter: Any,
+) -> Any:
+    """One forward pass of every activation statistic (resumable in RUN_DIR/activations)."""
+    from crane.activations import ActivationOptions, collect_activations
+
+    return collect_activations(
+        loaded.model, loaded.tokenizer, texts,
+        options=ActivationOptions(site=site, max_length=max_length),
+        out_dir=out / "activations", adapter=loaded.adapter, model_id=loaded.source,
+        max_texts=max_texts, max_tokens=max_tokens, progress=reporter,
+    )
+
+
+def _select_by_activation(
+    name: str, stats: Any, loaded: Any, out: Path, *, budget: Any, site: str
+) -> Any:
+    """An activation baseline's set from the shared statistics, saved in the run directory."""
+    from crane.activations import select_with
+
+    if budget is not None:
+        for lang in stats.language_codes:
+            budget.for_language(lang, loaded.shape.n_neurons)
+    neuron_set = select_with(name, stats, budget=budget, site=site)
+    neuron_set.meta.update(
+        {
+            "method": name,
+            "model": loaded.source,
+            "corpus": stats.meta.get("corpus"),
+            "budget": budget.describe() if budget is not None else "own",
+            "counts": {lang: stats[lang].counts for lang in stats.language_codes},
+        }
+    )
+    neuron_set.save(out / f"neurons-{name}.json")
+    return neuron_set
+
+
+def _print_overlaps(found: dict[str, Any]) -> None:
+    """Jaccard overlap between the methods' sets, per language."""
+    names = list(found)
+    languages = [
+        lang for lang in found[names[0]].languages if all(lang in s.languages for s in found.values())
+    ]
+    table = Table(title=f"overlap between methods (Jaccard per language: {', '.join(languages)})")
+    table.add_column("method")
+    for name in names:
+        table.add_column(name, justify="right")
+    for a in names:
+        cells = []
+        for b in names:
+            values = [found[a].overlap(found[b], lang)["jaccard"] for lang in languages]
+            cells.append(" ".join(f"{v:.2f}" for v in values))
+        table.add_row(a, *cells)
+    console.print(table)
 
 
 # ---- neurons ------------------------------------------------------------------------------

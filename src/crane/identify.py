@@ -2,7 +2,8 @@
 
 Run directory layout::
 
-    RUN_DIR/stats/<lang>/shard-NNNNN.safetensors(.json)   resumable relevance shards
+    RUN_DIR/stats/<lang>/shard-NNNNN.safetensors(.json)   resumable relevance shards (AttnLRP)
+    RUN_DIR/stats-gradxact/<lang>/...                      the same for gradient × activation
     RUN_DIR/neurons-<method>.json                          the neuron set with provenance
     RUN_DIR/identify-<method>.json                         options, counts, verification report
 """
@@ -59,6 +60,11 @@ class IdentifyResult:
     seconds: float
 
 
+def stats_dirname(relevance_method: str) -> str:
+    """Folder of a run's relevance shards: ``stats`` for AttnLRP, ``stats-<method>`` otherwise."""
+    return "stats" if relevance_method == "attnlrp" else f"stats-{relevance_method}"
+
+
 def split_for_verification(
     corpus: Corpus, fraction: float, min_texts: int, max_texts: int
 ) -> tuple[Corpus, Corpus]:
@@ -112,7 +118,7 @@ def identify(
         loaded.tokenizer,
         collect_corpus,
         options=options.relevance,
-        out_dir=out / "stats" if out is not None else None,
+        out_dir=out / stats_dirname(options.relevance.method) if out is not None else None,
         adapter=loaded.adapter,
         model_id=loaded.source,
         max_texts=options.max_texts,

@@ -154,7 +154,7 @@ def test_identify_and_show_on_tiny_model(tiny_llama_dir: Path, tmp_path: Path, c
         assert verification["tests"] >= 1 and verification["forward_passes"] > 0
         # verified sets hold at most the budget, and what was dropped is accounted for
         assert neuron_set.size(lang) <= 6
-    assert "verification en" in out
+    assert "gradxact verification en" in out
     # a second run reuses every shard and gives the same sets
     code, _, err = run(argv, capsys)
     assert code == 0, err
@@ -196,6 +196,44 @@ def test_budget_own_only_for_lape_and_plnd(tiny_llama_dir: Path, tmp_path: Path,
         capsys,
     )
     assert_clear_error(code, err, "lape and plnd")
+
+
+def test_several_methods_share_one_activation_pass(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    argv = ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh,vi", "--corpus", "udhr",
+            "--method", "lape,kojima,plnd,actmean,gradxact", "--budget", "match:lape",
+            "--out", str(run_dir), "--no-verify", "--quantile", "0.5"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    sets = {m: NeuronSet.load(run_dir / f"neurons-{m}.json") for m in ("lape", "kojima", "plnd", "actmean", "gradxact")}
+    # LAPE keeps its own sizes; every other method is asked for exactly LAPE's per-language sizes
+    # (a method may return fewer only when it has fewer candidates, e.g. PLND's rule)
+    own = {lang: sets["lape"].size(lang) for lang in sets["lape"].languages}
+    assert sum(own.values()) > 0
+    for method in ("kojima", "actmean", "gradxact"):
+        assert {lang: sets[method].size(lang) for lang in own} == own, method
+    assert all(sets["plnd"].size(lang) <= own[lang] for lang in own)
+    # one activation pass: one shard set per language, shared by the four activation methods
+    shard_files = sorted(p.name for p in (run_dir / "activations" / "en").glob("shard-*.safetensors"))
+    assert shard_files and all(name.count("shard-") == 1 for name in shard_files)
+    assert (run_dir / "stats-gradxact").is_dir()
+    assert "overlap between methods" in out
+    # a rerun reuses every shard (nothing is recomputed) and gives identical sets
+    mtimes = {p: p.stat().st_mtime_ns for p in run_dir.rglob("shard-*.safetensors")}
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("shard-*.safetensors")} == mtimes
+    for method, neuron_set in sets.items():
+        assert NeuronSet.load(run_dir / f"neurons-{method}.json").neurons == neuron_set.neurons
+
+
+def test_unknown_method(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = run(
+        ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh", "--corpus", "udhr",
+         "--method", "crane,lapse", "--out", str(tmp_path / "r")],
+        capsys,
+    )
+    assert_clear_error(code, err, "lapse", "comma-separated")
 
 
 def test_import_lape_file(tmp_path: Path, capsys) -> None:
