@@ -14,7 +14,6 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from crane.errors import ConfigError, CraneError
-from crane.methods import RELEVANCE_SCORED
 
 app = typer.Typer(
     name="crane",
@@ -294,24 +293,13 @@ def identify_cmd(
     from crane.collect import RelevanceOptions
     from crane.data.builtin import load_corpus
     from crane.data.languages import parse_language_list
-    from crane.identify import IdentifyOptions
-    from crane.methods import OWN_SIZE_METHODS, parse_methods
-    from crane.scoring import parse_budget
+    from crane.identify import IdentifyOptions, budget_plan, identify_methods
+    from crane.methods import parse_methods
+    from crane.models.loading import load_model
     from crane.verify import VerifyOptions
 
     methods = parse_methods(method)
-    reference = budget[len("match:") :] if budget.startswith("match:") else None
-    if reference is not None and reference in methods:
-        methods = [reference, *(m for m in methods if m != reference)]
-    else:
-        reference = None
-        if budget == "own":
-            if any(m not in OWN_SIZE_METHODS for m in methods):
-                raise ConfigError(
-                    "--budget own (the method's own set size) applies to lape and plnd only."
-                )
-        else:
-            parse_budget(budget)  # a bad budget fails before the model loads
+    budget_plan(methods, budget)  # a bad budget fails before the model loads
     languages = parse_language_list(langs)
     if len(languages) < 2:
         raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
@@ -319,119 +307,39 @@ def identify_cmd(
     texts = load_corpus(
         spec, part="identify", lang=lang, text_field=text_field, lang_field=lang_field
     ).select(languages)
-
-    def budget_for(name: str) -> Any:
-        if reference is not None and name != reference:
-            return parse_budget(f"match:{out / f'neurons-{reference}.json'}")
-        if budget == "own" or (name == reference and name in OWN_SIZE_METHODS):
-            return None
-        return parse_budget("0.5%" if name == reference else budget)
-
-    def relevance_options(name: str) -> IdentifyOptions:
-        return IdentifyOptions(
-            relevance=RelevanceOptions(
-                site=site, method=RELEVANCE_SCORED[name], target=target, max_length=max_length,
-                batch_size=batch_size, batch_tokens=batch_tokens,
-            ).validate(),
-            score=score, quantile=quantile, profile=profile, normalize=normalize,
-            budget=budget_for(name), verify=verify, max_texts=max_texts, max_tokens=max_tokens,
-            verification=VerifyOptions(ratio=verify_ratio, max_tests=verify_tests).validate(),
-        )
-
-    found: dict[str, Any] = {}
-    summary: list[str] = []
+    options = IdentifyOptions(
+        relevance=RelevanceOptions(
+            site=site, target=target, max_length=max_length, batch_size=batch_size,
+            batch_tokens=batch_tokens,
+        ).validate(),
+        score=score, quantile=quantile, profile=profile, normalize=normalize,
+        verify=verify, max_texts=max_texts, max_tokens=max_tokens,
+        verification=VerifyOptions(ratio=verify_ratio, max_tests=verify_tests).validate(),
+    )
     with _progress() as bar:
         reporter = RichReporter(bar)
-        loaded = _load(model, dtype, device, trust_remote_code, reporter)
-        activation_stats = None
-        for name in methods:
-            if name in RELEVANCE_SCORED:
-                found[name] = _identify_by_relevance(
-                    name, loaded, texts, out, relevance_options(name), reporter, summary
-                )
-                continue
-            if activation_stats is None:
-                activation_stats = _activation_stats(
-                    loaded, texts, out, site=site, max_texts=max_texts, max_tokens=max_tokens,
-                    max_length=max_length, reporter=reporter,
-                )
-            found[name] = _select_by_activation(
-                name, activation_stats, loaded, out, budget=budget_for(name), site=site
-            )
-    for name, neuron_set in found.items():
-        _print_neuron_set(neuron_set, f"{name} neurons ({spec})")
-    for line in summary:
-        console.print(line)
-    if len(found) > 1:
-        _print_overlaps(found)
-    for name in found:
-        console.print(f"wrote {out / f'neurons-{name}.json'}")
-
-
-def _load(model: str, dtype: str, device: str, trust_remote_code: bool, reporter: Any) -> Any:
-    from crane.models.loading import load_model
-
-    return load_model(
-        model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
-        progress=reporter.message,
-    )
-
-
-def _identify_by_relevance(
-    name: str, loaded: Any, texts: Any, out: Path, options: Any, reporter: Any,
-    summary: list[str],
-) -> Any:
-    """CRANE or gradxact: relevance statistics, scores, verification (see crane.identify);
-    appends the verification report lines to ``summary``."""
-    from crane.identify import identify
-
-    result = identify(loaded, texts, options=options, out_dir=out, progress=reporter)
-    for lang, report in result.reports.items():
-        summary.append(
-            f"{name} verification {lang}: {report.tests} group tests, {report.forward_passes} "
-            f"forward passes (one by one: {report.one_by_one_forward_passes}), dropped "
-            f"{report.dropped}, refilled {report.refilled}, untested {report.untested}"
+        loaded = load_model(
+            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+            progress=reporter.message,
         )
-    summary.append(f"{name}: {result.seconds:.0f} s")
-    return result.neurons
-
-
-def _activation_stats(
-    loaded: Any, texts: Any, out: Path, *, site: str, max_texts: int | None,
-    max_tokens: int | None, max_length: int, reporter: Any,
-) -> Any:
-    """One forward pass of every activation statistic (resumable in RUN_DIR/activations)."""
-    from crane.activations import ActivationOptions, collect_activations
-
-    return collect_activations(
-        loaded.model, loaded.tokenizer, texts,
-        options=ActivationOptions(site=site, max_length=max_length),
-        out_dir=out / "activations", adapter=loaded.adapter, model_id=loaded.source,
-        max_texts=max_texts, max_tokens=max_tokens, progress=reporter,
-    )
-
-
-def _select_by_activation(
-    name: str, stats: Any, loaded: Any, out: Path, *, budget: Any, site: str
-) -> Any:
-    """An activation baseline's set from the shared statistics, saved in the run directory."""
-    from crane.activations import select_with
-
-    if budget is not None:
-        for lang in stats.language_codes:
-            budget.for_language(lang, loaded.shape.n_neurons)
-    neuron_set = select_with(name, stats, budget=budget, site=site)
-    neuron_set.meta.update(
-        {
-            "method": name,
-            "model": loaded.source,
-            "corpus": stats.meta.get("corpus"),
-            "budget": budget.describe() if budget is not None else "own",
-            "counts": {lang: stats[lang].counts for lang in stats.language_codes},
-        }
-    )
-    neuron_set.save(out / f"neurons-{name}.json")
-    return neuron_set
+        result = identify_methods(
+            loaded, texts, methods, budget=budget, options=options, out_dir=out,
+            progress=reporter,
+        )
+    for name, neuron_set in result.sets.items():
+        _print_neuron_set(neuron_set, f"{name} neurons ({spec})")
+    for name, reports in result.reports.items():
+        for lang, report in reports.items():
+            console.print(
+                f"{name} verification {lang}: {report.tests} group tests, "
+                f"{report.forward_passes} forward passes (one by one: "
+                f"{report.one_by_one_forward_passes}), dropped {report.dropped}, refilled "
+                f"{report.refilled}, untested {report.untested}"
+            )
+    if len(result.sets) > 1:
+        _print_overlaps(result.sets)
+    for name in result.sets:
+        console.print(f"wrote {out / f'neurons-{name}.json'} ({result.seconds[name]:.0f} s)")
 
 
 def _print_overlaps(found: dict[str, Any]) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,128 @@ def identify(
             "seconds": result.seconds,
         }
         atomic_write_text(out / f"identify-{name}.json", json.dumps(report, indent=1, default=str))
+    return result
+
+
+@dataclass
+class MethodsResult:
+    """Neuron sets of several methods from one run, with verification reports and timings."""
+
+    sets: dict[str, NeuronSet]
+    reports: dict[str, dict[str, LanguageReport]]
+    seconds: dict[str, float]
+
+
+BudgetFor = Callable[[str, "Path | None"], "Budget | None"]
+
+
+def budget_plan(methods: list[str], budget: str) -> tuple[list[str], BudgetFor]:
+    """Order ``methods`` and give each its budget from a budget spec (see ``crane identify``).
+
+    ``match:METHOD`` (METHOD among ``methods``) runs METHOD first at its default size (0.5%, or
+    its own sizes for LAPE and PLND) and sizes every other method like it; ``own`` gives LAPE
+    and PLND their own sizes; anything else is parsed by :func:`parse_budget`. Returns the
+    ordered methods and ``budget_for(method, run_dir) → Budget | None`` (``None``: own sizes).
+    """
+    from crane.methods import OWN_SIZE_METHODS
+    from crane.scoring import parse_budget
+
+    reference = budget[len("match:") :] if budget.startswith("match:") else None
+    if reference is not None and reference in methods:
+        methods = [reference, *(m for m in methods if m != reference)]
+    else:
+        reference = None
+        if budget == "own":
+            if any(m not in OWN_SIZE_METHODS for m in methods):
+                raise ConfigError(
+                    "--budget own (the method's own set size) applies to lape and plnd only."
+                )
+        else:
+            parse_budget(budget)  # a bad budget fails before any computation
+
+    def budget_for(name: str, out: Path | None) -> Budget | None:
+        if reference is not None and name != reference:
+            if out is None:
+                raise ConfigError(
+                    "A budget matching another method of the run needs a run directory (--out)."
+                )
+            return parse_budget(f"match:{out / f'neurons-{reference}.json'}")
+        if budget == "own" or (name == reference and name in OWN_SIZE_METHODS):
+            return None
+        return parse_budget("0.5%" if name == reference else budget)
+
+    return methods, budget_for
+
+
+def identify_methods(
+    loaded: LoadedModel,
+    corpus: Corpus,
+    methods: list[str],
+    *,
+    budget: str = "0.5%",
+    options: IdentifyOptions | None = None,
+    out_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> MethodsResult:
+    """Several methods on the same corpus: relevance methods (``crane``, ``gradxact``) through
+    :func:`identify` (verified unless ``options.verify`` is off); activation methods from
+    **one** shared forward pass of statistics (``RUN_DIR/activations``). Each set is saved as
+    ``RUN_DIR/neurons-<method>.json``. ``options`` supplies everything but the relevance
+    method and the budget (taken from ``methods`` and ``budget``, see :func:`budget_plan`)."""
+    from crane.activations import ActivationOptions, collect_activations, select_with
+    from crane.methods import RELEVANCE_SCORED, parse_methods
+
+    methods, budget_for = budget_plan(parse_methods(",".join(methods)), budget)
+    if len(corpus.languages) < 2:
+        raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
+    base = options or IdentifyOptions()
+    progress = progress or NullProgress()
+    out = Path(out_dir) if out_dir is not None else None
+    result = MethodsResult({}, {}, {})
+    activation_stats: Stats | None = None
+    for name in methods:
+        started = time.perf_counter()
+        chosen = budget_for(name, out)
+        if name in RELEVANCE_SCORED:
+            relevance = replace(base.relevance, method=RELEVANCE_SCORED[name]).validate()
+            run = identify(
+                loaded, corpus, options=replace(base, relevance=relevance, budget=chosen),
+                out_dir=out, progress=progress,
+            )
+            result.sets[name], result.reports[name] = run.neurons, run.reports
+        else:
+            if activation_stats is None:
+                activation_stats = collect_activations(
+                    loaded.model, loaded.tokenizer, corpus,
+                    options=ActivationOptions(
+                        site=base.relevance.site, max_length=base.relevance.max_length,
+                        batch_size=base.relevance.batch_size,
+                        batch_tokens=base.relevance.batch_tokens,
+                    ),
+                    out_dir=out / "activations" if out is not None else None,
+                    adapter=loaded.adapter, model_id=loaded.source, max_texts=base.max_texts,
+                    max_tokens=base.max_tokens, progress=progress,
+                )
+            if chosen is not None:
+                for lang in activation_stats.language_codes:
+                    chosen.for_language(lang, loaded.shape.n_neurons)
+            neurons = select_with(name, activation_stats, budget=chosen, site=base.relevance.site)
+            neurons.meta.update(
+                {
+                    "method": name,
+                    "model": loaded.source,
+                    "corpus": activation_stats.meta.get("corpus"),
+                    "budget": chosen.describe() if chosen is not None else "own",
+                    "counts": {
+                        lang: activation_stats[lang].counts
+                        for lang in activation_stats.language_codes
+                    },
+                }
+            )
+            if out is not None:
+                neurons.save(out / f"neurons-{name}.json")
+            result.sets[name] = neurons
+        result.seconds[name] = time.perf_counter() - started
     return result
 
 
