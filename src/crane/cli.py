@@ -416,38 +416,78 @@ def neurons_import_lape(
     console.print(f"wrote {out}")
 
 
-# ---- demo -------------------------------------------------------------------------------
+# ---- studies: demo, run, report --------------------------------------------------------------
+def _print_study(results: dict[str, Any]) -> None:
+    """One table per benchmark: each method's own-language damage and diagonal dominance."""
+    languages = results["languages"]
+    for name, bench in results.get("benchmarks", {}).items():
+        metrics = results.get("metrics", {}).get(name, {})
+        table = Table(title=f"{bench['title']}: change on the masked language (diagonal dominance ×)")
+        table.add_column("method")
+        for lang in languages:
+            table.add_column(lang, justify="right")
+        table.add_row("none", *(f"{bench['none'][lang]:.3f}" for lang in languages))
+        for method, per_lang in metrics.items():
+            cells = []
+            for lang in languages:
+                m = per_lang.get(lang)
+                if m is None:
+                    cells.append("")
+                    continue
+                delta = bench["delta"][method][lang][lang]
+                cells.append(f"{delta:+.3f} ({m['dd']:.1f}×)")
+            table.add_row(method, *cells)
+        console.print(table)
+
+
+def _run_study(config: Any, out: Path) -> None:
+    from crane.pipeline import run_study
+
+    with _progress() as bar:
+        result = run_study(config, out, progress=RichReporter(bar))
+    _print_study(result.results)
+    for note in result.results.get("notes", []):
+        console.print(f"[yellow]note[/yellow]: {note}")
+    console.print(f"study: {out / 'study.json'} ({result.seconds:.0f} s)")
+    if result.report is not None:
+        console.print(f"report: {result.report}")
+
+
 @app.command("demo")
 def demo(
+    out: Annotated[Path, typer.Option(help="Run directory (reused to resume).")] = Path("runs/demo"),
     model: Annotated[str, typer.Option(help="Model to run the demo on.")] = "gemma-3-270m",
-    fraction: Annotated[float, typer.Option(help="Random mask size as a fraction of all neurons.")] = 0.005,
     seed: int = 0,
-    batch_size: Annotated[int, typer.Option(help="Most windows per batch.")] = 64,
-    batch_tokens: Annotated[int, typer.Option(help="Most padded tokens per batch.")] = 1024,
-    max_length: int = 128,
-    gettext_texts: Annotated[int, typer.Option(help="Held-out gettext sentences per language.")] = 100,
-    out: Annotated[Path, typer.Option(help="Directory for demo.json.")] = Path("runs/demo"),
 ) -> None:
-    """Run the demo on the packaged Gemma 3 270M: bits/byte per language, with a random mask."""
-    from crane.demo import run_demo
+    """The full study on the packaged Gemma 3 270M: CRANE, gradient × activation and the
+    activation baselines at equal budget, masked evaluation per language, metrics, report."""
+    from crane.demo import demo_config
 
-    if not 0 < fraction < 1:
-        raise typer.BadParameter("--fraction must be between 0 and 1 (e.g. 0.005 for 0.5%).")
-    with _progress() as bar:
-        result = run_demo(
-            model=model, fraction=fraction, seed=seed, batch_size=batch_size, batch_tokens=batch_tokens,
-            max_length=max_length, gettext_texts=gettext_texts, out=out,
-            progress=RichReporter(bar),
-        )
-    for note in result.notes:
-        console.print(f"[yellow]note[/yellow]: {note}")
-    for name, matrix in result.matrices.items():
-        _print_matrix(f"{name}: bits per byte (change vs unmasked)", matrix)
-    console.print(
-        f"model {result.model.get('spec')} ({result.model.get('n_layers')} layers × "
-        f"{result.model.get('d_ff')} neurons); random mask {result.random_size} neurons; "
-        f"{result.seconds:.0f} s; results in {out / 'demo.json'}"
-    )
+    _run_study(demo_config(model=model, seed=seed), out)
+
+
+@app.command("run")
+def run_cmd(
+    config: Annotated[Path, typer.Argument(help="Study configuration (.toml or .yaml).")],
+    out: Annotated[Path, typer.Option(help="Run directory (reused to resume).")],
+) -> None:
+    """Run (or resume) a study from a configuration file on any model, languages and corpora."""
+    from crane.pipeline import load_config
+
+    _run_study(load_config(config), out)
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A study's run directory (holds study.json).")],
+) -> None:
+    """Rebuild the figures and the HTML report from a study's saved results (no recomputation)."""
+    from crane.report import build_report
+
+    path = build_report(run_dir)
+    results = json.loads((run_dir / "study.json").read_text(encoding="utf-8"))
+    _print_study(results)
+    console.print(f"report: {path}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -175,18 +175,23 @@ class MethodsResult:
     sets: dict[str, NeuronSet]
     reports: dict[str, dict[str, LanguageReport]]
     seconds: dict[str, float]
+    stats: dict[str, Stats] = field(default_factory=dict)
+    """Statistics each method was scored on (activation methods share one object)."""
 
 
 BudgetFor = Callable[[str, "Path | None"], "Budget | None"]
 
 
-def budget_plan(methods: list[str], budget: str) -> tuple[list[str], BudgetFor]:
+def budget_plan(
+    methods: list[str], budget: str, reference_budget: str = "0.5%"
+) -> tuple[list[str], BudgetFor]:
     """Order ``methods`` and give each its budget from a budget spec (see ``crane identify``).
 
-    ``match:METHOD`` (METHOD among ``methods``) runs METHOD first at its default size (0.5%, or
-    its own sizes for LAPE and PLND) and sizes every other method like it; ``own`` gives LAPE
-    and PLND their own sizes; anything else is parsed by :func:`parse_budget`. Returns the
-    ordered methods and ``budget_for(method, run_dir) → Budget | None`` (``None``: own sizes).
+    ``match:METHOD`` (METHOD among ``methods``) runs METHOD first at ``reference_budget``
+    (default 0.5%; LAPE and PLND at their own sizes) and sizes every other method like it;
+    ``own`` gives LAPE and PLND their own sizes; anything else is parsed by
+    :func:`parse_budget`. Returns the ordered methods and ``budget_for(method, run_dir)``,
+    a Budget or ``None`` for own sizes.
     """
     from crane.methods import OWN_SIZE_METHODS
     from crane.scoring import parse_budget
@@ -196,6 +201,7 @@ def budget_plan(methods: list[str], budget: str) -> tuple[list[str], BudgetFor]:
         methods = [reference, *(m for m in methods if m != reference)]
     else:
         reference = None
+        parse_budget(reference_budget)
         if budget == "own":
             if any(m not in OWN_SIZE_METHODS for m in methods):
                 raise ConfigError(
@@ -213,7 +219,7 @@ def budget_plan(methods: list[str], budget: str) -> tuple[list[str], BudgetFor]:
             return parse_budget(f"match:{out / f'neurons-{reference}.json'}")
         if budget == "own" or (name == reference and name in OWN_SIZE_METHODS):
             return None
-        return parse_budget("0.5%" if name == reference else budget)
+        return parse_budget(reference_budget if name == reference else budget)
 
     return methods, budget_for
 
@@ -227,16 +233,20 @@ def identify_methods(
     options: IdentifyOptions | None = None,
     out_dir: str | Path | None = None,
     progress: Progress | None = None,
+    verify_methods: tuple[str, ...] | list[str] | None = None,
+    reference_budget: str = "0.5%",
 ) -> MethodsResult:
     """Several methods on the same corpus: relevance methods (``crane``, ``gradxact``) through
     :func:`identify` (verified unless ``options.verify`` is off); activation methods from
     **one** shared forward pass of statistics (``RUN_DIR/activations``). Each set is saved as
     ``RUN_DIR/neurons-<method>.json``. ``options`` supplies everything but the relevance
-    method and the budget (taken from ``methods`` and ``budget``, see :func:`budget_plan`)."""
+    method and the budget (taken from ``methods`` and ``budget``, see :func:`budget_plan`);
+    ``verify_methods`` limits causal verification to those relevance methods (default: all,
+    when ``options.verify`` is on)."""
     from crane.activations import ActivationOptions, collect_activations, select_with
     from crane.methods import RELEVANCE_SCORED, parse_methods
 
-    methods, budget_for = budget_plan(parse_methods(",".join(methods)), budget)
+    methods, budget_for = budget_plan(parse_methods(",".join(methods)), budget, reference_budget)
     if len(corpus.languages) < 2:
         raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
     base = options or IdentifyOptions()
@@ -249,11 +259,14 @@ def identify_methods(
         chosen = budget_for(name, out)
         if name in RELEVANCE_SCORED:
             relevance = replace(base.relevance, method=RELEVANCE_SCORED[name]).validate()
+            verify = base.verify and (verify_methods is None or name in verify_methods)
             run = identify(
-                loaded, corpus, options=replace(base, relevance=relevance, budget=chosen),
+                loaded, corpus,
+                options=replace(base, relevance=relevance, budget=chosen, verify=verify),
                 out_dir=out, progress=progress,
             )
             result.sets[name], result.reports[name] = run.neurons, run.reports
+            result.stats[name] = run.stats
         else:
             if activation_stats is None:
                 activation_stats = collect_activations(
@@ -270,6 +283,7 @@ def identify_methods(
             if chosen is not None:
                 for lang in activation_stats.language_codes:
                     chosen.for_language(lang, loaded.shape.n_neurons)
+            result.stats[name] = activation_stats
             neurons = select_with(name, activation_stats, budget=chosen, site=base.relevance.site)
             neurons.meta.update(
                 {

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from crane.evaluate.metrics import Units, accuracy_units, bpb_units, matrix_metrics, relevance_capture
+from crane.evaluate.metrics import (
+    Units,
+    accuracy_units,
+    bpb_units,
+    matrix_metrics,
+    relevance_capture,
+)
 from crane.neurons import NeuronSet
 from crane.stats import LanguageStats, Stats
 
@@ -19,7 +25,9 @@ def _cells(shift: dict[tuple[str, str], float], n: int = 12) -> dict[tuple[str, 
     """Bits-per-byte cells where condition c on language e adds ``shift`` bits per byte to
     every text (so the change is exactly ``shift`` in every bootstrap replicate)."""
     rng = np.random.default_rng(1)
-    base = {lang: (rng.uniform(50, 100, n), rng.integers(20, 60, n).astype(float)) for lang in LANGS}
+    base = {
+        lang: (rng.uniform(50, 100, n), rng.integers(20, 60, n).astype(float)) for lang in LANGS
+    }
     cells = {}
     for (condition, lang), s in shift.items():
         bits, n_bytes = base[lang]
@@ -32,7 +40,9 @@ def test_paired_changes_and_metrics_by_hand() -> None:
     own = {"en": 0.6, "zh": 1.2, "vi": 0.9}
     for masked in LANGS:
         for e in LANGS:
-            effect[(f"m:{masked}", e)] = own[masked] if e == masked else 0.1 * own[masked] + (0.02 if e == "vi" else 0)
+            effect[(f"m:{masked}", e)] = (
+                own[masked] if e == masked else 0.1 * own[masked] + (0.02 if e == "vi" else 0)
+            )
     rows = {"m": {lang: f"m:{lang}" for lang in LANGS}}
     out = matrix_metrics(_cells(effect), rows, LANGS, n_boot=200, seed=3)
     for masked in LANGS:
@@ -46,7 +56,9 @@ def test_paired_changes_and_metrics_by_hand() -> None:
         assert m["dd_ci"] == pytest.approx([m["dd"]] * 2)
         for e in LANGS:
             assert out["delta"]["m"][masked][e] == pytest.approx(effect[(f"m:{masked}", e)])
-            assert out["delta_ci"]["m"][masked][e] == pytest.approx([effect[(f"m:{masked}", e)]] * 2)
+            assert out["delta_ci"]["m"][masked][e] == pytest.approx(
+                [effect[(f"m:{masked}", e)]] * 2
+            )
 
 
 def test_noisy_changes_get_intervals_around_the_estimate() -> None:
@@ -65,7 +77,10 @@ def test_noisy_changes_get_intervals_around_the_estimate() -> None:
     m = a["metrics"]["m"]["en"]
     assert m["damage_ci"][0] < m["damage"] < m["damage_ci"][1]
     assert m["damage_ci"][1] - m["damage_ci"][0] > 0.01
-    assert matrix_metrics(cells, rows, LANGS, n_boot=300, seed=1)["metrics"]["m"]["en"]["damage_ci"] != m["damage_ci"]
+    assert (
+        matrix_metrics(cells, rows, LANGS, n_boot=300, seed=1)["metrics"]["m"]["en"]["damage_ci"]
+        != m["damage_ci"]
+    )
 
 
 def test_accuracy_damage_is_a_fall() -> None:
@@ -74,7 +89,9 @@ def test_accuracy_damage_is_a_fall() -> None:
     cells = {("none", e): accuracy_units(none) for e in ("en", "zh")}
     cells[("s:en", "en")] = accuracy_units(masked)
     cells[("s:en", "zh")] = accuracy_units(none)
-    out = matrix_metrics(cells, {"s": {"en": "s:en"}}, ["en", "zh"], higher_is_better=True, n_boot=0)
+    out = matrix_metrics(
+        cells, {"s": {"en": "s:en"}}, ["en", "zh"], higher_is_better=True, n_boot=0
+    )
     assert out["delta"]["s"]["en"]["en"] == pytest.approx(3 / 8 - 6 / 8)
     assert out["metrics"]["s"]["en"]["damage"] == pytest.approx(3 / 8)
     assert math.isnan(out["metrics"]["s"]["en"]["dd"])  # no damage elsewhere: DD undefined
@@ -82,7 +99,10 @@ def test_accuracy_damage_is_a_fall() -> None:
 
 
 def test_units_must_be_paired() -> None:
-    cells = {("none", "en"): bpb_units(np.ones(3), np.ones(3)), ("x", "en"): bpb_units(np.ones(2), np.ones(2))}
+    cells = {
+        ("none", "en"): bpb_units(np.ones(3), np.ones(3)),
+        ("x", "en"): bpb_units(np.ones(2), np.ones(2)),
+    }
     with pytest.raises(ValueError, match="other units"):
         matrix_metrics(cells, {"m": {"en": "x"}}, ["en"], n_boot=10)
 

@@ -3,5 +3,7 @@
 from __future__ import annotations
 
 from crane.evaluate.bpb import BitsPerByte, MaskingMatrix, bits_per_byte, masking_matrix
+from crane.evaluate.choice import ChoiceMatrix, ChoiceScores, choice_matrix, choice_scores
 
 __all__ = ["BitsPerByte", "MaskingMatrix", "bits_per_byte", "masking_matrix"]
+__all__ += ["ChoiceMatrix", "ChoiceScores", "choice_matrix", "choice_scores"]

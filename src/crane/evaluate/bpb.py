@@ -170,9 +170,11 @@ class MaskingMatrix:
         }
 
 
-def _masks_by_row(
+def mask_rows(
     masks: Mapping[str, NeuronSet], random_controls: bool, seed: int, d_ff: int
 ) -> dict[str, NeuronSet]:
+    """Masking condition name → single-language NeuronSet: ``<set>`` (one-language set) or
+    ``<set>:<lang>``, then ``random~<row>`` layer-matched controls when ``random_controls``."""
     rows: dict[str, NeuronSet] = {}
     for name, neuron_set in masks.items():
         for lang in neuron_set.languages:
@@ -217,7 +219,7 @@ def masking_matrix(
     shape = model_shape(model, adapter)
     for name, neuron_set in masks.items():
         neuron_set.check_fits(shape)
-    rows = _masks_by_row(masks, random_controls, seed, shape.d_ff)
+    rows = mask_rows(masks, random_controls, seed, shape.d_ff)
     languages = corpus.languages
     pad_id = pad_token_id(tokenizer)
     tokenized = {

@@ -1,0 +1,82 @@
+"""The run manifest: which stages of a run directory are complete, for which inputs, with hashes.
+
+``RUN_DIR/manifest.json`` maps a stage name to ``{"key": sha256 of the stage's inputs,
+"outputs": {relative path: sha256}, "seconds": wall time}``. A stage is reused only when its
+key matches and every output still exists with the recorded hash; a missing, truncated or
+edited output makes the stage run again (it is never read silently).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from crane.errors import ConfigError
+from crane.io import atomic_write_text
+
+FORMAT = "crane-manifest/1"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def inputs_key(inputs: Any) -> str:
+    """A stable hash of a stage's inputs (anything JSON can represent)."""
+    text = json.dumps(inputs, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Manifest:
+    """Stage bookkeeping of one run directory (written atomically after every change)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / "manifest.json"
+        self.stages: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                data = {}  # an unreadable manifest: every stage is redone
+            if data.get("format") not in (None, FORMAT):
+                raise ConfigError(
+                    f"{self.path} was written by an incompatible version ({data.get('format')}); "
+                    "use a new run directory."
+                )
+            self.stages = dict(data.get("stages", {}))
+
+    def complete(self, stage: str, key: str) -> bool:
+        """Whether ``stage`` finished with inputs ``key`` and its outputs are intact."""
+        entry = self.stages.get(stage)
+        if not entry or entry.get("key") != key:
+            return False
+        for name, digest in entry.get("outputs", {}).items():
+            path = self.run_dir / name
+            if not path.is_file() or file_sha256(path) != digest:
+                return False
+        return True
+
+    def record(self, stage: str, key: str, outputs: list[Path], seconds: float) -> None:
+        """Mark ``stage`` complete with the hashes of ``outputs`` (paths inside the run dir)."""
+        self.stages[stage] = {
+            "key": key,
+            "outputs": {
+                str(p.relative_to(self.run_dir)): file_sha256(p) for p in sorted(set(outputs))
+            },
+            "seconds": round(seconds, 3),
+        }
+        self._write()
+
+    def seconds(self) -> dict[str, float]:
+        return {name: float(entry.get("seconds", 0.0)) for name, entry in self.stages.items()}
+
+    def _write(self) -> None:
+        data = {"format": FORMAT, "stages": self.stages}
+        atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n")

@@ -1,0 +1,371 @@
+"""One self-contained HTML page of a study's results: inline CSS, figures as data URIs.
+
+The page loads nothing from anywhere (no scripts, fonts, stylesheets or images by URL), so it can
+be mailed or archived as one file. Every piece of text from the results is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from crane.report.figures import (
+    as_dict,
+    as_float,
+    as_interval,
+    format_interval,
+    format_number,
+    language_label,
+    languages_of,
+    methods_of,
+)
+
+_CSS = """
+:root { --fg: #1d1d1f; --muted: #5f6368; --line: #d9dce1; --soft: #f5f6f8; --accent: #2a5599; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+       color: var(--fg); background: #fff; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px 28px 60px; }
+h1 { font-size: 1.7em; margin: 0 0 4px; }
+h2 { font-size: 1.3em; margin: 36px 0 10px; padding-bottom: 4px;
+     border-bottom: 2px solid var(--line); }
+h3 { font-size: 1.08em; margin: 22px 0 6px; }
+p.lead { color: var(--muted); margin: 0 0 18px; }
+nav { background: var(--soft); border: 1px solid var(--line); border-radius: 6px;
+      padding: 8px 14px; font-size: 0.92em; }
+nav a { color: var(--accent); text-decoration: none; margin-right: 14px; white-space: nowrap; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 3px 18px; margin: 12px 0; }
+dl.facts dt { color: var(--muted); }
+dl.facts dd { margin: 0; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: 8px 0 14px; font-size: 0.9em;
+        font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid var(--line); padding: 4px 9px; text-align: right; vertical-align: top; }
+th { background: var(--soft); font-weight: 600; }
+th.row, td.row { text-align: left; }
+td .ci { display: block; color: var(--muted); font-size: 0.86em; }
+td.hit { background: #e7f4e7; }
+td.na { color: var(--muted); }
+figure { margin: 18px 0 30px; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figcaption { color: var(--muted); font-size: 0.92em; max-width: 980px; margin-top: 6px; }
+ul.notes li { margin: 3px 0; }
+pre { background: var(--soft); border: 1px solid var(--line); border-radius: 4px; padding: 10px;
+      overflow-x: auto; font-size: 0.85em; }
+.muted { color: var(--muted); }
+"""
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return _e(format_number(value, digits))
+
+
+def _seconds(value: Any) -> str:
+    x = as_float(value)
+    if not math.isfinite(x):
+        return "n/a"
+    if x < 60:
+        return f"{x:.1f} s"
+    minutes, secs = divmod(round(x), 60)
+    hours, minutes = divmod(minutes, 60)
+    long = f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
+    return f"{x:.1f} s ({long})"
+
+
+def _value_cell(value: Any, ci: Any = None, *, extra_class: str = "") -> str:
+    x = as_float(value)
+    interval = as_interval(ci)
+    classes = " ".join(c for c in (extra_class, "" if math.isfinite(x) else "na") if c)
+    attr = f' class="{classes}"' if classes else ""
+    inner = _num(x)
+    if interval is not None and math.isfinite(x):
+        inner += f'<span class="ci">{_e(format_interval(interval, 3))}</span>'
+    return f"<td{attr}>{inner}</td>"
+
+
+# ---- sections ---------------------------------------------------------------------------------
+def _header(results: Mapping[str, Any]) -> str:
+    model = as_dict(results.get("model"))
+    langs = languages_of(results)
+    methods = methods_of(results)
+    facts: list[tuple[str, str]] = []
+    facts.append(("Model", _e(model.get("spec") or model.get("id") or "unknown")))
+    n_layers, d_ff = as_float(model.get("n_layers")), as_float(model.get("d_ff"))
+    if math.isfinite(n_layers) and math.isfinite(d_ff):
+        total = int(n_layers) * int(d_ff)
+        facts.append(("Layers × d_ff", f"{int(n_layers)} × {int(d_ff)} = {total:,} MLP neurons"))
+    for key, label in (("dtype", "Dtype"), ("revision", "Revision"), ("sha256", "SHA-256")):
+        if model.get(key):
+            facts.append((label, f"<code>{_e(model[key])}</code>"))
+    facts.append(("Languages", _e(", ".join(language_label(x) for x in langs)) or "none"))
+    facts.append(("Methods", _e(", ".join(methods)) or "none"))
+    if results.get("reference_method"):
+        facts.append(("Reference method", _e(results["reference_method"])))
+    if results.get("relevance_source"):
+        facts.append(("Relevance from", _e(results["relevance_source"])))
+    if results.get("identify_corpus"):
+        facts.append(("Identification corpus", _e(results["identify_corpus"])))
+    if "seed" in results:
+        facts.append(("Seed", _e(results["seed"])))
+    if "seconds" in results:
+        facts.append(("Wall time", _e(_seconds(results["seconds"]))))
+    out = ['<dl class="facts">']
+    out += [f"<dt>{label}</dt><dd>{value}</dd>" for label, value in facts]
+    out.append("</dl>")
+    stages = as_dict(results.get("stage_seconds"))
+    if stages:
+        out.append("<h3>Stage times</h3>")
+        out.append('<div class="scroll"><table><tr><th class="row">stage</th><th>seconds</th></tr>')
+        for stage, secs in stages.items():
+            out.append(f'<tr><td class="row">{_e(stage)}</td><td>{_e(_seconds(secs))}</td></tr>')
+        out.append("</table></div>")
+    return "\n".join(out)
+
+
+def _summary(results: Mapping[str, Any]) -> str:
+    metrics = as_dict(results.get("metrics"))
+    benchmarks = as_dict(results.get("benchmarks"))
+    langs = languages_of(results)
+    out = [
+        "<p>Per benchmark, method (rows) and masked language: <b>damage</b> D<sub>L</sub>(L) "
+        "on the masked language itself (Δ for bits per byte, −Δ for accuracy, so larger is "
+        "more harm), <b>DD</b> = own damage ÷ mean damage on the other languages, and "
+        "<b>Sel</b> = own damage − mean damage on the other languages, each with its 95% "
+        "bootstrap interval. DD cells at or above the 5× target are shaded.</p>"
+    ]
+    if not metrics:
+        return '<p class="muted">This study computed no metrics.</p>'
+    for name, per_method in metrics.items():
+        per_method = as_dict(per_method)
+        bench = as_dict(benchmarks.get(name))
+        methods = [m for m in methods_of(results) if as_dict(per_method.get(m))]
+        bench_langs = [x for x in langs if any(x in per_method[m] for m in methods)]
+        title = bench.get("title") or name
+        unit = bench.get("unit")
+        direction = ""
+        if "higher_is_better" in bench:
+            direction = (
+                " — higher is better; damage = −Δ"
+                if bench["higher_is_better"]
+                else " — lower is better; damage = Δ"
+            )
+        out.append(
+            f'<h3>{_e(title)} <span class="muted">({_e(name)}'
+            f"{', ' + _e(unit) if unit else ''}){_e(direction)}</span></h3>"
+        )
+        out.append('<div class="scroll"><table>')
+        out.append(
+            '<tr><th class="row" rowspan="2">method</th>'
+            + "".join(f'<th colspan="3">{_e(language_label(x))}</th>' for x in bench_langs)
+            + "</tr>"
+        )
+        out.append("<tr>" + "<th>damage</th><th>DD</th><th>Sel</th>" * len(bench_langs) + "</tr>")
+        for method in methods:
+            cells = [f'<td class="row">{_e(method)}</td>']
+            for lang in bench_langs:
+                entry = as_dict(per_method[method].get(lang))
+                dd = as_float(entry.get("dd"))
+                cells.append(_value_cell(entry.get("damage"), entry.get("damage_ci")))
+                cells.append(
+                    _value_cell(dd, entry.get("dd_ci"), extra_class="hit" if dd >= 5 else "")
+                )
+                cells.append(_value_cell(entry.get("sel"), entry.get("sel_ci")))
+            out.append("<tr>" + "".join(cells) + "</tr>")
+        out.append("</table></div>")
+    return "\n".join(out)
+
+
+def _unmasked(results: Mapping[str, Any]) -> str:
+    benchmarks = as_dict(results.get("benchmarks"))
+    langs = languages_of(results)
+    rows = []
+    for name, bench in benchmarks.items():
+        bench = as_dict(bench)
+        none, items = as_dict(bench.get("none")), as_dict(bench.get("items"))
+        if not none:
+            continue
+        unit = bench.get("unit")
+        label = f"{bench.get('title') or name}" + (f" ({unit})" if unit else "")
+        cells = [f'<td class="row">{_e(label)}</td>']
+        for lang in langs:
+            n = items.get(lang)
+            count = f'<span class="ci">{_e(n)} items</span>' if n is not None else ""
+            cells.append(f"<td>{_num(none.get(lang))}{count}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    if not rows:
+        return '<p class="muted">No unmasked values were recorded.</p>'
+    header = (
+        '<tr><th class="row">benchmark</th>'
+        + "".join(f"<th>{_e(language_label(x))}</th>" for x in langs)
+        + "</tr>"
+    )
+    return (
+        "<p>Each benchmark's value with no neurons masked (the baseline every Δ is "
+        "measured from), and how many texts or questions it averages.</p>"
+        f'<div class="scroll"><table>{header}{"".join(rows)}</table></div>'
+    )
+
+
+def _set_sizes(results: Mapping[str, Any]) -> str:
+    sets = as_dict(results.get("sets"))
+    if not sets:
+        return '<p class="muted">No neuron sets were recorded.</p>'
+    model = as_dict(results.get("model"))
+    n_layers, d_ff = as_float(model.get("n_layers")), as_float(model.get("d_ff"))
+    total = n_layers * d_ff if math.isfinite(n_layers * d_ff) and n_layers * d_ff > 0 else None
+    langs = languages_of(results)
+    methods = [m for m in methods_of(results) if m in sets]
+    header = (
+        '<tr><th class="row">method</th>'
+        + "".join(f"<th>{_e(language_label(x))}</th>" for x in langs)
+        + '<th class="row">file</th></tr>'
+    )
+    rows = []
+    for method in methods:
+        spec = as_dict(sets[method])
+        sizes = as_dict(spec.get("sizes"))
+        cells = [f'<td class="row">{_e(method)}</td>']
+        for lang in langs:
+            size = as_float(sizes.get(lang))
+            if not math.isfinite(size):
+                cells.append('<td class="na">n/a</td>')
+                continue
+            share = (
+                f'<span class="ci">{format_number(100 * size / total, 2)}%</span>' if total else ""
+            )
+            cells.append(f"<td>{int(size):,}{share}</td>")
+        cells.append(f'<td class="row"><code>{_e(spec.get("file", ""))}</code></td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    note = " (second line: % of all MLP neurons)" if total else ""
+    return (
+        f"<p>Neurons masked per method and language{note}.</p>"
+        f'<div class="scroll"><table>{header}{"".join(rows)}</table></div>'
+    )
+
+
+def _verification(results: Mapping[str, Any]) -> str:
+    verification = as_dict(results.get("verification"))
+    rows = []
+    columns: list[str] = []
+    for per_lang in verification.values():
+        for entry in as_dict(per_lang).values():
+            for key, value in as_dict(entry).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    if key not in columns:
+                        columns.append(key)
+    if not columns:
+        return ""
+    for method, per_lang in verification.items():
+        for lang, entry in as_dict(per_lang).items():
+            entry = as_dict(entry)
+            cells = [
+                f'<td class="row">{_e(method)}</td>',
+                f'<td class="row">{_e(language_label(lang))}</td>',
+            ]
+            cells += [f"<td>{_num(entry.get(c), 6)}</td>" for c in columns]
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+    header = (
+        '<tr><th class="row">method</th><th class="row">language</th>'
+        + "".join(f"<th>{_e(c.replace('_', ' '))}</th>" for c in columns)
+        + "</tr>"
+    )
+    return (
+        '<h2 id="verification">Verification</h2>'
+        "<p>What group-testing verification did to each verified set.</p>"
+        f'<div class="scroll"><table>{header}{"".join(rows)}</table></div>'
+    )
+
+
+def _figures(figures: Sequence[tuple[str, str, bytes]]) -> str:
+    if not figures:
+        return '<p class="muted">The results hold nothing to plot.</p>'
+    out = []
+    for fig_id, caption, png in figures:
+        data = base64.b64encode(png).decode("ascii")
+        out.append(
+            f'<figure id="fig-{_e(fig_id)}"><img src="data:image/png;base64,{data}" '
+            f'alt="{_e(caption.split(". ")[0])}"><figcaption><b>{_e(fig_id)}.</b> '
+            f"{_e(caption)}</figcaption></figure>"
+        )
+    return "\n".join(out)
+
+
+def _notes(results: Mapping[str, Any]) -> str:
+    notes = results.get("notes")
+    if not isinstance(notes, list) or not notes:
+        return ""
+    items = "".join(f"<li>{_e(n)}</li>" for n in notes)
+    return f'<h2 id="notes">Notes</h2><ul class="notes">{items}</ul>'
+
+
+def _provenance(results: Mapping[str, Any]) -> str:
+    parts = [
+        "<p>The options the study ran with and the model it loaded; the numbers above "
+        "come from <code>study.json</code> next to this report "
+        "(<code>tables/</code> holds them as CSV).</p>"
+    ]
+    for key, title in (("model", "Model"), ("config", "Configuration")):
+        if key in results:
+            text = json.dumps(
+                results[key], indent=2, sort_keys=True, ensure_ascii=False, default=str
+            )
+            parts.append(f"<h3>{title}</h3><pre>{_e(text)}</pre>")
+    if "format" in results:
+        parts.append(f'<p class="muted">Results format: {_e(results["format"])}</p>')
+    return "\n".join(parts)
+
+
+def render_html(results: Mapping[str, Any], figures: Sequence[tuple[str, str, bytes]]) -> str:
+    """The report page for ``results`` with ``figures`` as ``(id, caption, PNG bytes)``."""
+    model = as_dict(results.get("model"))
+    spec = str(model.get("spec") or model.get("id") or "study")
+    verification = _verification(results)
+    notes = _notes(results)
+    sections = [
+        ("summary", "Summary"),
+        ("unmasked", "Unmasked values"),
+        ("sets", "Set sizes"),
+        *([("verification", "Verification")] if verification else []),
+        ("figures", "Figures"),
+        *([("notes", "Notes")] if notes else []),
+        ("provenance", "Provenance"),
+    ]
+    nav = "".join(f'<a href="#{sid}">{_e(label)}</a>' for sid, label in sections)
+    body = [
+        f"<h1>crane study: {_e(spec)}</h1>",
+        '<p class="lead">Language-specific neurons: which neurons each method finds for each '
+        "language, and what masking them does.</p>",
+        f"<nav>{nav}</nav>",
+        _header(results),
+        '<h2 id="summary">Summary</h2>',
+        _summary(results),
+        '<h2 id="unmasked">Unmasked values</h2>',
+        _unmasked(results),
+        '<h2 id="sets">Set sizes</h2>',
+        _set_sizes(results),
+        verification,
+        '<h2 id="figures">Figures</h2>',
+        _figures(figures),
+        notes,
+        '<h2 id="provenance">Provenance</h2>',
+        _provenance(results),
+    ]
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>crane report: {_e(spec)}</title>\n<style>{_CSS}</style>\n</head>\n"
+        "<body>\n<main>\n" + "\n".join(part for part in body if part) + "\n</main>\n</body>\n"
+        "</html>\n"
+    )
+
+
+__all__ = ["render_html"]

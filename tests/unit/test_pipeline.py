@@ -1,0 +1,123 @@
+"""The study pipeline on a tiny model: stages, resume, determinism, configuration files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crane.errors import ConfigError
+from crane.manifest import Manifest
+from crane.pipeline import StudyConfig, load_config, run_study
+
+TABLE_KEYS = ("benchmarks", "metrics", "relevance", "sets", "overlap", "sweep")
+
+
+def tiny_config(model_dir: Path, **overrides) -> StudyConfig:
+    settings = dict(
+        model=str(model_dir),
+        languages=["en", "zh", "vi"],
+        methods=["gradxact", "lape", "kojima"],
+        budget="match:gradxact",
+        reference_budget="6",
+        identify_corpus="udhr",
+        identify_max_texts=8,
+        quantile=0.5,
+        verify_tests=4,
+        choice_builtin_items=6,
+        sweep_budgets=[0.02, 0.05],
+        sweep_methods=["gradxact"],
+        n_boot=50,
+    )
+    settings.update(overrides)
+    return StudyConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def study(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("study")
+    result = run_study(tiny_config(tiny_llama_dir), out, report=False)
+    return out, result.results
+
+
+def test_study_has_every_part(study) -> None:
+    out, results = study
+    assert results["methods"] == ["gradxact", "lape", "kojima", "random"]
+    assert set(results["benchmarks"]) == {"bpb", "choice"}
+    sizes = results["sets"]["gradxact"]["sizes"]
+    assert results["sets"]["random"]["sizes"] == sizes  # the layer-matched control
+    assert results["sets"]["random"]["layer_counts"] == results["sets"]["gradxact"]["layer_counts"]
+    for method in ("lape", "kojima"):  # equal budget (fewer only without enough candidates)
+        assert all(results["sets"][method]["sizes"][lang] <= sizes[lang] for lang in sizes)
+        assert sum(results["sets"][method]["sizes"].values()) > 0
+    bpb = results["benchmarks"]["bpb"]
+    for method in results["methods"]:
+        for lang in ("en", "zh", "vi"):
+            row = bpb["delta"][method][lang]
+            assert set(row) == {"en", "zh", "vi"}
+            m = results["metrics"]["bpb"][method][lang]
+            others = [row[e] for e in row if e != lang]
+            assert m["damage"] == pytest.approx(row[lang])
+            assert m["sel"] == pytest.approx(row[lang] - sum(others) / 2)
+            assert m["damage_ci"][0] <= m["damage_ci"][1]
+    choice = results["benchmarks"]["choice"]
+    assert choice["higher_is_better"] and all(0 <= v <= 1 for v in choice["none"].values())
+    assert results["sweep"]["budgets"] == [0.02, 0.05]
+    assert len(results["sweep"]["methods"]["gradxact"]["en"]["target"]) == 2
+    assert set(results["relevance"]["lape"]["en"]["rc"]) == {"en", "zh", "vi"}
+    stored = json.loads((out / "study.json").read_text())
+    assert stored["benchmarks"] == json.loads(json.dumps(results["benchmarks"]))
+    manifest = Manifest(out)
+    assert {"identify", "evaluate:bpb", "evaluate:choice"} <= set(manifest.stages)
+
+
+def test_rerun_reuses_every_stage(study, tiny_llama_dir: Path) -> None:
+    out, results = study
+    files = sorted((out / "eval").rglob("*.json"))
+    before = {p: p.stat().st_mtime_ns for p in [*files, out / "neurons-lape.json"]}
+    again = run_study(tiny_config(tiny_llama_dir), out, report=False).results
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    for key in TABLE_KEYS:
+        assert again[key] == results[key], key
+
+
+def test_a_damaged_row_is_recomputed_not_read(study, tiny_llama_dir: Path) -> None:
+    out, results = study
+    row = out / "eval" / "bpb" / "lape_en.json"
+    row.write_text(row.read_text()[:40])  # truncated, as after a crash mid-write
+    again = run_study(tiny_config(tiny_llama_dir), out, report=False).results
+    assert json.loads(row.read_text())["row"] == "lape:en"
+    assert again["benchmarks"] == results["benchmarks"]
+
+
+def test_same_seed_same_tables_in_a_fresh_directory(
+    study, tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    _, results = study
+    fresh = run_study(tiny_config(tiny_llama_dir), tmp_path / "fresh", report=False).results
+    for key in TABLE_KEYS:
+        assert fresh[key] == results[key], key
+
+
+def test_config_file_round_trip_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "study.toml"
+    path.write_text(
+        'model = "some/model"\nlanguages = "en,vi"\n[identify]\nidentify_max_texts = 20\n'
+        '[evaluate]\nchoice_builtin_items = 10\n[choice_files]\nen = "en.csv"\n'
+    )
+    config = load_config(path)
+    assert config.languages == ["en", "vi"] and config.identify_max_texts == 20
+    assert config.choice_builtin_items == 10 and config.choice_files == {"en": "en.csv"}
+    path.write_text('model = "m"\nlanguagez = "en,vi"\n')
+    with pytest.raises(ConfigError, match="languagez"):
+        load_config(path)
+    path.write_text("model = \n")
+    with pytest.raises(ConfigError, match="Cannot parse"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="random"):
+        StudyConfig(methods=["crane", "random"]).validate()
+    with pytest.raises(ConfigError, match="at least two"):
+        StudyConfig(languages=["en"]).validate()
