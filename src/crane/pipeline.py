@@ -80,6 +80,9 @@ class StudyConfig:
     """Items of the built-in parallel continuation test per language (0: not run)."""
     choice_files: dict[str, str] = field(default_factory=dict)
     """Language → MMLU-style question file (CSV or JSONL)."""
+    generation_prompts: int = 0
+    """Prompts per language for generation fidelity (needs the langid extra; 0: not run)."""
+    generation_tokens: int = 16
     random_control: bool = True
     sweep_budgets: list[float] = field(default_factory=list)
     """Fractions of all neurons for the budget sweep (unverified sets; empty: no sweep)."""
@@ -478,6 +481,46 @@ def _choice_benchmarks(config: StudyConfig, loaded: Any, progress: Progress) -> 
     return out
 
 
+def _generation_benchmark(config: StudyConfig, loaded: Any, progress: Progress) -> Benchmark:
+    """Greedy continuations of the parallel prompts, identified offline (langid extra)."""
+    from crane.data.choice_files import builtin_continuation_set
+    from crane.evaluate.generation import generation_fidelity, language_identifier
+
+    identify = language_identifier()
+    prompts = builtin_continuation_set(
+        config.languages, n_items=config.generation_prompts, seed=config.seed
+    )
+
+    def evaluate(lang: str) -> dict[str, list[float]]:
+        result = generation_fidelity(
+            loaded.model,
+            loaded.tokenizer,
+            [item.prompt for item in prompts[lang]],
+            lang,
+            identify,
+            max_new_tokens=config.generation_tokens,
+            batch_size=config.eval_batch_size,
+            progress=progress,
+        )
+        correct = result.correct.astype(float).tolist()
+        return {
+            "num": correct,
+            "den": [1.0] * len(correct),
+            "generated": result.texts,
+            "identified": result.identified,
+        }
+
+    return Benchmark(
+        "generation",
+        f"Generation fidelity (greedy, {config.generation_tokens} tokens, share in the language)",
+        "share",
+        True,
+        {lang: len(prompts[lang]) for lang in config.languages},
+        evaluate,
+        {"provenance": prompts.provenance, "tokens": config.generation_tokens},
+    )
+
+
 def _conditions(stage: dict[str, Any], config: StudyConfig) -> dict[str, tuple[Any, str, str]]:
     """Masking rows: name → (NeuronSet, language whose neurons are masked, set label)."""
     from crane.neurons import NeuronSet
@@ -672,6 +715,8 @@ def run_study(
         _bpb_benchmark(config, loaded, progress),
         *_choice_benchmarks(config, loaded, progress),
     ]
+    if config.generation_prompts:
+        benchmarks.append(_generation_benchmark(config, loaded, progress))
     stage = _identify_stage(config, loaded, out, manifest, progress, notes)
     stage["run_dir"] = out
     rows = _conditions(stage, config)

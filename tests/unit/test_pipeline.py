@@ -26,6 +26,8 @@ def tiny_config(model_dir: Path, **overrides) -> StudyConfig:
         quantile=0.5,
         verify_tests=4,
         choice_builtin_items=6,
+        generation_prompts=3,
+        generation_tokens=4,
         sweep_budgets=[0.02, 0.05],
         sweep_methods=["gradxact"],
         n_boot=50,
@@ -44,7 +46,10 @@ def study(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
 def test_study_has_every_part(study) -> None:
     out, results = study
     assert results["methods"] == ["gradxact", "lape", "kojima", "random"]
-    assert set(results["benchmarks"]) == {"bpb", "choice"}
+    assert set(results["benchmarks"]) == {"bpb", "choice", "generation"}
+    generated = json.loads((out / "eval" / "generation" / "none.json").read_text())["cells"]["zh"]
+    assert len(generated["generated"]) == 3 and len(generated["identified"]) == 3
+    assert generated["num"] == [float(code == "zh") for code in generated["identified"]]
     sizes = results["sets"]["gradxact"]["sizes"]
     assert results["sets"]["random"]["sizes"] == sizes  # the layer-matched control
     assert results["sets"]["random"]["layer_counts"] == results["sets"]["gradxact"]["layer_counts"]
@@ -69,7 +74,9 @@ def test_study_has_every_part(study) -> None:
     stored = json.loads((out / "study.json").read_text())
     assert stored["benchmarks"] == json.loads(json.dumps(results["benchmarks"]))
     manifest = Manifest(out)
-    assert {"identify", "evaluate:bpb", "evaluate:choice"} <= set(manifest.stages)
+    assert {"identify", "evaluate:bpb", "evaluate:choice", "evaluate:generation"} <= set(
+        manifest.stages
+    )
 
 
 def test_rerun_reuses_every_stage(study, tiny_llama_dir: Path) -> None:
