@@ -417,6 +417,10 @@ def neurons_import_lape(
 
 
 # ---- studies: demo, run, report --------------------------------------------------------------
+def _signed(value: Any) -> str:
+    return f"{value:+.3f}" if isinstance(value, (int, float)) else "n/a"
+
+
 def _print_study(results: dict[str, Any]) -> None:
     """One table per benchmark: each method's own-language damage and diagonal dominance."""
     languages = results["languages"]
@@ -426,7 +430,9 @@ def _print_study(results: dict[str, Any]) -> None:
         table.add_column("method")
         for lang in languages:
             table.add_column(lang, justify="right")
-        table.add_row("none", *(f"{bench['none'][lang]:.3f}" for lang in languages))
+        table.add_row(
+            "unmasked", *(_signed(bench["none"][lang]).lstrip("+") for lang in languages)
+        )
         for method, per_lang in metrics.items():
             cells = []
             for lang in languages:
@@ -434,8 +440,9 @@ def _print_study(results: dict[str, Any]) -> None:
                 if m is None:
                     cells.append("")
                     continue
-                delta = bench["delta"][method][lang][lang]
-                cells.append(f"{delta:+.3f} ({m['dd']:.1f}×)")
+                delta, dd = bench["delta"][method][lang][lang], m.get("dd")
+                ratio = f"{dd:.1f}×" if isinstance(dd, (int, float)) else "n/a"
+                cells.append(f"{_signed(delta)} ({ratio})")
             table.add_row(method, *cells)
         console.print(table)
 

@@ -62,9 +62,14 @@ def _interval(samples: np.ndarray) -> list[float]:
     return [float(low), float(high)]
 
 
+RATIO_FLOOR = 1e-9
+"""Off-target damage smaller than this (in the benchmark's unit) counts as none: DD is then
+undefined (NaN) rather than a huge number made of rounding error."""
+
+
 def _ratio(own: np.ndarray, others: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(others != 0, own / others, np.nan)
+        return np.where(np.abs(others) > RATIO_FLOOR, own / others, np.nan)
 
 
 def matrix_metrics(
