@@ -9,6 +9,12 @@ from pathlib import Path
 from crane.errors import ConfigError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
     path = Path(path)
@@ -20,6 +26,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f"Cannot write to {path.parent} ({exc.strerror}); choose a writable output directory."
         ) from None
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -80,6 +80,9 @@ class StudyConfig:
     """Items of the built-in parallel continuation test per language (0: not run)."""
     choice_files: dict[str, str] = field(default_factory=dict)
     """Language → MMLU-style question file (CSV or JSONL)."""
+    choice_fields: dict[str, str] = field(default_factory=dict)
+    """Column names of those files when they differ from the defaults, e.g.
+    ``{"question_field": "Question", "answer_field": "Answer"}`` (see ``read_choice_file``)."""
     generation_prompts: int = 0
     """Prompts per language for generation fidelity (needs the langid extra; 0: not run)."""
     generation_tokens: int = 16
@@ -98,7 +101,7 @@ class StudyConfig:
         """Build from a flat mapping (TOML tables are flattened); unknown keys are errors."""
         flat: dict[str, Any] = {}
         for key, value in data.items():
-            if isinstance(value, dict) and key not in ("choice_files",):
+            if isinstance(value, dict) and key not in ("choice_files", "choice_fields"):
                 flat.update(value)
             else:
                 flat[key] = value
@@ -436,7 +439,7 @@ def _choice_benchmarks(config: StudyConfig, loaded: Any, progress: Progress) -> 
             (
                 "mc",
                 "Multiple choice (your files, accuracy, length-normalised)",
-                load_choice_set(files),
+                load_choice_set(files, **config.choice_fields),
             )
         )
     out = []

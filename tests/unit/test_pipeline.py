@@ -11,6 +11,7 @@ from crane.errors import ConfigError
 from crane.manifest import Manifest
 from crane.pipeline import StudyConfig, load_config, run_study
 
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "choice"
 TABLE_KEYS = ("benchmarks", "metrics", "relevance", "sets", "overlap", "sweep")
 
 
@@ -26,6 +27,11 @@ def tiny_config(model_dir: Path, **overrides) -> StudyConfig:
         quantile=0.5,
         verify_tests=4,
         choice_builtin_items=6,
+        choice_files={
+            "en": str(FIXTURES / "en_mmlu.csv"),
+            "zh": str(FIXTURES / "zh_cmmlu.csv"),
+            "vi": str(FIXTURES / "vi_vmlu.jsonl"),
+        },
         generation_prompts=3,
         generation_tokens=4,
         sweep_budgets=[0.02, 0.05],
@@ -46,7 +52,10 @@ def study(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
 def test_study_has_every_part(study) -> None:
     out, results = study
     assert results["methods"] == ["gradxact", "lape", "kojima", "random"]
-    assert set(results["benchmarks"]) == {"bpb", "choice", "generation"}
+    assert set(results["benchmarks"]) == {"bpb", "choice", "mc", "generation"}
+    # the MMLU-style fixtures (three layouts) go through the same path as real benchmark files
+    assert results["benchmarks"]["mc"]["items"] == {"en": 6, "zh": 6, "vi": 6}
+    assert set(results["metrics"]["mc"]) == {"gradxact", "lape", "kojima", "random"}
     generated = json.loads((out / "eval" / "generation" / "none.json").read_text())["cells"]["zh"]
     assert len(generated["generated"]) == 3 and len(generated["identified"]) == 3
     assert generated["num"] == [float(code == "zh") for code in generated["identified"]]
@@ -74,7 +83,7 @@ def test_study_has_every_part(study) -> None:
     stored = json.loads((out / "study.json").read_text())
     assert stored["benchmarks"] == json.loads(json.dumps(results["benchmarks"]))
     manifest = Manifest(out)
-    assert {"identify", "evaluate:bpb", "evaluate:choice", "evaluate:generation"} <= set(
+    assert {"identify", "evaluate:bpb", "evaluate:choice", "evaluate:mc", "evaluate:generation"} <= set(
         manifest.stages
     )
 
@@ -124,6 +133,9 @@ def test_config_file_round_trip_and_errors(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
+    yaml_path = tmp_path / "study.yaml"
+    yaml_path.write_text("model: some/model\nlanguages: [en, zh]\nn_boot: 10\n")
+    assert load_config(yaml_path).languages == ["en", "zh"]
     with pytest.raises(ConfigError, match="random"):
         StudyConfig(methods=["crane", "random"]).validate()
     with pytest.raises(ConfigError, match="at least two"):

@@ -1,0 +1,38 @@
+"""Atomic writes: whole files or nothing, the usual permissions, clear errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from crane.errors import ConfigError
+from crane.io import atomic_write_bytes, atomic_write_text
+
+
+def test_writes_whole_file_with_umask_mode(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "sub" / "a.json", "{}\n")
+    finally:
+        os.umask(old)
+    assert path.read_text() == "{}\n"
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by others, like any other output
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_failure_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    path = atomic_write_bytes(tmp_path / "b.bin", b"old")
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(path, object())  # type: ignore[arg-type]
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["b.bin"]
+
+
+def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="writable output directory"):
+        atomic_write_text(blocker / "inside.json", "{}")
