@@ -196,7 +196,7 @@ def evaluate(
     """Bits per byte per language, unmasked and with each neuron set masked."""
     from crane.data.builtin import load_corpus
     from crane.data.languages import parse_language_list
-    from crane.evaluate.bpb import masking_matrix
+    from crane.evaluation.bpb import masking_matrix
     from crane.io import atomic_write_text
     from crane.models.loading import load_model
     from crane.neurons import NeuronSet
@@ -293,7 +293,7 @@ def identify_cmd(
     from crane.collect import RelevanceOptions
     from crane.data.builtin import load_corpus
     from crane.data.languages import parse_language_list
-    from crane.identify import IdentifyOptions, budget_plan, identify_methods
+    from crane.identification import IdentifyOptions, budget_plan, identify_methods
     from crane.methods import parse_methods
     from crane.models.loading import load_model
     from crane.verify import VerifyOptions
@@ -414,6 +414,86 @@ def neurons_import_lape(
     neuron_set.save(out)
     _print_neuron_set(neuron_set, f"imported from {path.name}")
     console.print(f"wrote {out}")
+
+
+# ---- transfer ---------------------------------------------------------------------------------
+def _neuron_file(path: Path, method: str) -> Path:
+    """A neuron set file, or ``neurons-<method>.json`` inside a run directory."""
+    if path.is_dir():
+        file = path / f"neurons-{method}.json"
+        if not file.is_file():
+            raise ConfigError(
+                f"{path} holds no neurons-{method}.json; run crane identify there or pick "
+                "another --method."
+            )
+        return file
+    return path
+
+
+@app.command("transfer")
+def transfer_cmd(
+    neurons: Annotated[Path, typer.Option(help="Run directory (or neuron set file) from model A.")],
+    model: Annotated[str, typer.Option(help="Model B, e.g. the chat/instruct version of A.")],
+    base: Annotated[
+        str | None, typer.Option(help="Model A (default: the model recorded in the neuron set).")
+    ] = None,
+    method: Annotated[str, typer.Option(help="Which set of a run directory.")] = "crane",
+    other_run: Annotated[
+        Path | None, typer.Option(help="B's own run directory (or set), for the Jaccard overlap.")
+    ] = None,
+    corpus: Annotated[str, typer.Option(help="Evaluation corpus (built-in name or path).")] = "udhr",
+    part: Annotated[str, typer.Option(help="Built-in corpus part.")] = "heldout",
+    langs: Annotated[str | None, typer.Option(help="Languages to evaluate.")] = None,
+    max_texts: Annotated[int | None, typer.Option(help="Most evaluation texts per language.")] = None,
+    dtype: DtypeOpt = "float32",
+    device: DeviceOpt = "cpu",
+    trust_remote_code: TrustOpt = False,
+    out: Annotated[Path | None, typer.Option(help="Write the numbers as JSON here.")] = None,
+) -> None:
+    """Apply neuron sets found on model A to model B of the same shape: transfer ratio
+    T_L = Δ^B_L(L) / Δ^A_L(L), selectivity in both, Jaccard with B's own sets."""
+    from crane.data.builtin import load_corpus
+    from crane.data.languages import parse_language_list
+    from crane.io import atomic_write_text
+    from crane.models.loading import load_model
+    from crane.neurons import NeuronSet
+    from crane.transfer_analysis import transfer
+
+    found = NeuronSet.load(_neuron_file(neurons, method))
+    base_spec = base or (found.meta.get("model") or {}).get("spec")
+    if not base_spec:
+        raise ConfigError(
+            "The neuron set does not record the model it was found on; give it with --base."
+        )
+    own = NeuronSet.load(_neuron_file(other_run, method)) if other_run is not None else None
+    texts = load_corpus(corpus, part=part)
+    texts = texts.select(parse_language_list(langs) if langs else found.languages)
+    if max_texts:
+        texts = texts.take(max_texts)
+    options = dict(dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+    with _progress() as bar:
+        reporter = RichReporter(bar)
+        loaded_a = load_model(base_spec, progress=reporter.message, **options)
+        loaded_b = load_model(model, progress=reporter.message, **options)
+        result = transfer(found, loaded_a, loaded_b, texts, own_set_b=own, progress=reporter)
+    table = Table(title=f"transfer of {method} sets: {base_spec} → {model}")
+    for column in ("language", "Δ own (A)", "Δ own (B)", "T = B/A", "Sel A", "Sel B", "Jaccard"):
+        table.add_column(column, justify="right" if column != "language" else "left")
+    for lang in result.languages:
+        row = "set" if len(found.languages) == 1 else f"set:{lang}"
+        table.add_row(
+            lang,
+            _signed(float(result.matrix_a.delta().loc[row, lang])),
+            _signed(float(result.matrix_b.delta().loc[row, lang])),
+            f"{result.ratio[lang]:.3f}",
+            _signed(result.sel_a[lang]),
+            _signed(result.sel_b[lang]),
+            f"{result.jaccard[lang]:.3f}" if lang in result.jaccard else "—",
+        )
+    console.print(table)
+    if out is not None:
+        atomic_write_text(out, json.dumps(result.to_dict(), indent=1, default=str) + "\n")
+        console.print(f"wrote {out}")
 
 
 # ---- studies: demo, run, report --------------------------------------------------------------

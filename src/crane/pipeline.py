@@ -206,8 +206,8 @@ def _identify_stage(
     """Sets of every method (and the random control and sweep sets), saved in ``out``."""
     from crane.collect import RelevanceOptions
     from crane.data.builtin import GettextUnavailable, gettext_corpus, load_corpus
-    from crane.evaluate.metrics import relevance_capture
-    from crane.identify import IdentifyOptions, identify_methods
+    from crane.evaluation.metrics import relevance_capture
+    from crane.identification import IdentifyOptions, identify_methods
     from crane.neurons import NeuronSet
     from crane.verify import VerifyOptions
 
@@ -383,7 +383,7 @@ class Benchmark:
 def _bpb_benchmark(config: StudyConfig, loaded: Any, progress: Progress) -> Benchmark:
     from crane.data.batching import pad_token_id, tokenize_texts
     from crane.data.builtin import load_corpus
-    from crane.evaluate.bpb import text_nats
+    from crane.evaluation.bpb import text_nats
 
     corpus = load_corpus(config.bpb_corpus, part=config.bpb_part).select(config.languages)
     if config.bpb_max_texts:
@@ -420,7 +420,7 @@ def _bpb_benchmark(config: StudyConfig, loaded: Any, progress: Progress) -> Benc
 
 def _choice_benchmarks(config: StudyConfig, loaded: Any, progress: Progress) -> list[Benchmark]:
     from crane.data.choice_files import builtin_continuation_set, load_choice_set
-    from crane.evaluate.choice import choice_scores
+    from crane.evaluation.choice import choice_scores
 
     sets = []
     if config.choice_builtin_items:
@@ -487,7 +487,7 @@ def _choice_benchmarks(config: StudyConfig, loaded: Any, progress: Progress) -> 
 def _generation_benchmark(config: StudyConfig, loaded: Any, progress: Progress) -> Benchmark:
     """Greedy continuations of the parallel prompts, identified offline (langid extra)."""
     from crane.data.choice_files import builtin_continuation_set
-    from crane.evaluate.generation import generation_fidelity, language_identifier
+    from crane.evaluation.generation import generation_fidelity, language_identifier
 
     identify = language_identifier()
     prompts = builtin_continuation_set(
@@ -608,7 +608,7 @@ def _benchmark_results(
     rows: dict[str, tuple[Any, str, str]],
     config: StudyConfig,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    from crane.evaluate.metrics import Units, matrix_metrics
+    from crane.evaluation.metrics import Units, matrix_metrics
 
     units = {
         k: Units(np.asarray(v["num"], float), np.asarray(v["den"], float)) for k, v in cells.items()

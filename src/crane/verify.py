@@ -21,7 +21,7 @@ from torch import nn
 from crane.data.batching import TokenizedTexts, count_batches, pad_token_id, tokenize_texts
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError
-from crane.evaluate.bpb import text_nats
+from crane.evaluation.bpb import text_nats
 from crane.intervene import mask_neurons
 from crane.models.adapters import Adapter, get_adapter
 from crane.neurons import NeuronSet

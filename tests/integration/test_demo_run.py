@@ -95,3 +95,12 @@ def test_random_half_percent_mask_changes_little(udhr_matrix) -> None:
         # nats for 200 random neurons); more would mean masking hits the wrong tensor.
         assert abs(change) < 0.1, (lang, change)
         assert change != 0.0, "masking had no effect at all"
+
+
+def test_transfer_of_the_demo_sets_onto_the_same_model_is_the_identity(study, tmp_path) -> None:
+    run_dir, _ = study
+    _cli(["transfer", "--neurons", str(run_dir), "--model", "gemma-3-270m", "--other-run",
+          str(run_dir), "--max-texts", "2", "--out", str(tmp_path / "transfer.json")])
+    numbers = json.loads((tmp_path / "transfer.json").read_text())
+    assert numbers["transfer_ratio"] == {"en": 1.0, "zh": 1.0, "vi": 1.0}
+    assert numbers["jaccard"] == {"en": 1.0, "zh": 1.0, "vi": 1.0}

@@ -11,8 +11,8 @@ import os
 import pytest
 
 from crane.data.builtin import GettextUnavailable, gettext_corpus, udhr_corpus
-from crane.evaluate.bpb import masking_matrix
-from crane.identify import IdentifyOptions, identify
+from crane.evaluation.bpb import masking_matrix
+from crane.identification import IdentifyOptions, identify
 from crane.models.loading import load_model
 
 pytestmark = pytest.mark.slow

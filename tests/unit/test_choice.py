@@ -24,10 +24,10 @@ from crane.data.choice_files import (
     split_half,
 )
 from crane.errors import ConfigError, CorpusError, LanguageError
-from crane.evaluate import ChoiceScores, choice_matrix, choice_scores
-from crane.evaluate.bpb import NONE
-from crane.evaluate.choice import item_texts
-from crane.evaluate.metrics import matrix_metrics
+from crane.evaluation import ChoiceScores, choice_matrix, choice_scores
+from crane.evaluation.bpb import NONE
+from crane.evaluation.choice import item_texts
+from crane.evaluation.metrics import matrix_metrics
 from crane.neurons import NeuronSet
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "choice"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from crane.errors import ConfigError
-from crane.evaluate.generation import (
+from crane.evaluation.generation import (
     Generations,
     generate_greedy,
     generation_fidelity,

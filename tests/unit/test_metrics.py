@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from crane.evaluate.metrics import (
+from crane.evaluation.metrics import (
     Units,
     accuracy_units,
     bpb_units,

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 STYLES = ("question", "continuation")
-"""How items are put to a model (see :mod:`crane.evaluate.choice`): ``question`` items are
+"""How items are put to a model (see :mod:`crane.evaluation.choice`): ``question`` items are
 asked as ``"{prompt}\\nAnswer:"``; ``continuation`` items use the prompt as it is."""
 
 NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo", "dz"})

@@ -10,7 +10,7 @@ import transformers as T
 
 from crane.data.corpus import Corpus
 from crane.errors import LanguageError, NeuronSetError
-from crane.evaluate.bpb import NONE, bits_per_byte, masking_matrix
+from crane.evaluation.bpb import NONE, bits_per_byte, masking_matrix
 from crane.intervene import mask_neurons
 from crane.neurons import NeuronSet
 from tiny_tokenizer import make_tiny_tokenizer

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from crane.evaluate.bpb import BitsPerByte, MaskingMatrix, bits_per_byte, masking_matrix
-from crane.evaluate.choice import ChoiceMatrix, ChoiceScores, choice_matrix, choice_scores
+from crane.evaluation.bpb import BitsPerByte, MaskingMatrix, bits_per_byte, masking_matrix
+from crane.evaluation.choice import ChoiceMatrix, ChoiceScores, choice_matrix, choice_scores
 
 __all__ = ["BitsPerByte", "MaskingMatrix", "bits_per_byte", "masking_matrix"]
 __all__ += ["ChoiceMatrix", "ChoiceScores", "choice_matrix", "choice_scores"]

@@ -32,8 +32,8 @@ from torch import nn
 from crane.data.batching import TokenizedTexts, Window, count_batches, pad_token_id
 from crane.data.choice_files import STYLES, ChoiceItem, ChoiceSet, uses_spaces
 from crane.errors import ConfigError, LanguageError
-from crane.evaluate.bpb import NONE, mask_rows, text_nats
-from crane.evaluate.metrics import Units, accuracy_units
+from crane.evaluation.bpb import NONE, mask_rows, text_nats
+from crane.evaluation.metrics import Units, accuracy_units
 from crane.intervene import mask_neurons
 from crane.models.adapters import Adapter, get_adapter
 from crane.models.sites import model_shape
@@ -299,7 +299,7 @@ class ChoiceMatrix:
     """Multiple-choice scores for every (masking condition, evaluated language) pair.
 
     Rows: ``none`` (unmasked), one row per masked (set, language) — named as in
-    :func:`crane.evaluate.bpb.mask_rows` — and layer-matched random controls ``random~<row>``.
+    :func:`crane.evaluation.bpb.mask_rows` — and layer-matched random controls ``random~<row>``.
     Columns: evaluated languages. ``results`` keeps every cell's :class:`ChoiceScores`, so the
     per-item correctness (:meth:`correct`) is there for bootstrap intervals (:meth:`units`).
     """
@@ -331,8 +331,8 @@ class ChoiceMatrix:
         return table - table.loc[NONE]
 
     def units(self, norm: bool = True) -> dict[tuple[str, str], Units]:
-        """Per-item correctness as :class:`~crane.evaluate.metrics.Units` for
-        :func:`~crane.evaluate.metrics.matrix_metrics` (``higher_is_better=True``)."""
+        """Per-item correctness as :class:`~crane.evaluation.metrics.Units` for
+        :func:`~crane.evaluation.metrics.matrix_metrics` (``higher_is_better=True``)."""
         return {key: accuracy_units(scores.correct(norm)) for key, scores in self.results.items()}
 
     def to_dict(self) -> dict[str, Any]:
@@ -381,7 +381,7 @@ def choice_matrix(
 ) -> ChoiceMatrix:
     """Score every language of ``choice_set`` unmasked and under each mask.
 
-    Mirrors :func:`crane.evaluate.bpb.masking_matrix`: each NeuronSet in ``masks`` gives one row
+    Mirrors :func:`crane.evaluation.bpb.masking_matrix`: each NeuronSet in ``masks`` gives one row
     per language it holds (that language's neurons masked with ``mode``/``alpha``/``means``);
     with ``random_controls`` each row gets a layer-matched random set of the same size. Items are
     formatted by ``choice_set.style`` and tokenized once; scoring follows :func:`choice_scores`.

@@ -1,0 +1,127 @@
+"""The notebook API: a few functions over the library, taking model specs or loaded models.
+
+    import crane
+    model = crane.load_model("gemma-3-270m")
+    sets = crane.identify(model, ["en", "zh", "vi"], max_texts=100)
+    matrix = crane.evaluate(model, sets)          # .delta() is a pandas DataFrame
+    with crane.mask(model.model, sets, languages=["vi"]):
+        ...                                        # any forward pass here is masked
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from crane.data.corpus import Corpus
+from crane.evaluation.bpb import MaskingMatrix
+from crane.models.loading import LoadedModel
+from crane.neurons import NeuronSet
+from crane.progress import Progress
+
+
+def _loaded(model: str | Path | LoadedModel, **load_options: Any) -> LoadedModel:
+    if isinstance(model, LoadedModel):
+        return model
+    from crane.models.loading import load_model
+
+    return load_model(str(model), **load_options)
+
+
+def _corpus(corpus: str | Path | Corpus, part: str, languages: Sequence[str] | None) -> Corpus:
+    from crane.data.builtin import load_corpus
+    from crane.data.languages import parse_language_list
+
+    loaded = corpus if isinstance(corpus, Corpus) else load_corpus(corpus, part=part)
+    return loaded.select(parse_language_list(list(languages))) if languages else loaded
+
+
+def identify(
+    model: str | Path | LoadedModel,
+    languages: Sequence[str],
+    *,
+    corpus: str | Path | Corpus = "auto",
+    methods: str | Sequence[str] = "crane",
+    budget: str = "0.5%",
+    out: str | Path | None = None,
+    verify: bool = True,
+    max_texts: int | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> NeuronSet | dict[str, NeuronSet]:
+    """Each language's neurons by one method (a NeuronSet) or several (``{method: set}``).
+
+    ``corpus``: ``auto`` (gettext where present, else UDHR), a built-in name, a path or a
+    :class:`Corpus`; its identification part is used. ``options`` are
+    :class:`crane.identification.IdentifyOptions` fields (``score``, ``quantile``, ``profile``, ...).
+    ``out`` keeps resumable statistics and the sets in a run directory.
+    """
+    from crane.identification import IdentifyOptions, identify_methods
+    from crane.methods import parse_methods
+
+    loaded = _loaded(model)
+    spec = corpus
+    if isinstance(corpus, str) and corpus == "auto":
+        from crane.data.builtin import GettextUnavailable, gettext_corpus
+
+        try:
+            gettext_corpus("identify")
+            spec = "gettext"
+        except GettextUnavailable:
+            spec = "udhr"
+    texts = _corpus(spec, "identify", languages)
+    names = parse_methods(methods if isinstance(methods, str) else ",".join(methods))
+    result = identify_methods(
+        loaded, texts, names, budget=budget, out_dir=out, progress=progress,
+        options=IdentifyOptions(verify=verify, max_texts=max_texts, **options),
+    )
+    return result.sets[names[0]] if len(names) == 1 else result.sets
+
+
+def evaluate(
+    model: str | Path | LoadedModel,
+    neurons: NeuronSet | dict[str, NeuronSet] | None = None,
+    *,
+    corpus: str | Path | Corpus = "udhr",
+    part: str = "heldout",
+    languages: Sequence[str] | None = None,
+    max_texts: int | None = None,
+    random_controls: bool = True,
+    progress: Progress | None = None,
+    **options: Any,
+) -> MaskingMatrix:
+    """Bits per byte per language, unmasked and with each language's neurons of each set masked
+    (``.bpb()``, ``.delta()``: DataFrames). ``options`` go to
+    :func:`crane.evaluation.masking_matrix` (``mode``, ``alpha``, ``seed``, ``batch_size``...)."""
+    from crane.evaluation.bpb import masking_matrix
+
+    loaded = _loaded(model)
+    texts = _corpus(corpus, part, languages)
+    if max_texts:
+        texts = texts.take(max_texts)
+    sets = {"set": neurons} if isinstance(neurons, NeuronSet) else dict(neurons or {})
+    return masking_matrix(
+        loaded.model, loaded.tokenizer, texts, sets, random_controls=random_controls,
+        adapter=loaded.adapter, progress=progress, **options,
+    )
+
+
+def transfer(
+    neurons: NeuronSet,
+    model_a: str | Path | LoadedModel,
+    model_b: str | Path | LoadedModel,
+    *,
+    corpus: str | Path | Corpus = "udhr",
+    part: str = "heldout",
+    languages: Sequence[str] | None = None,
+    own_set_b: NeuronSet | None = None,
+    max_texts: int | None = None,
+) -> Any:
+    """:func:`crane.transfer_analysis.transfer` with model specs or loaded models."""
+    from crane.transfer_analysis import transfer as run_transfer
+
+    texts = _corpus(corpus, part, languages or neurons.languages)
+    if max_texts:
+        texts = texts.take(max_texts)
+    return run_transfer(neurons, _loaded(model_a), _loaded(model_b), texts, own_set_b=own_set_b)
