@@ -277,53 +277,6 @@ def select_with(
     return select_top(scores, chosen, site=out_site, meta={"identified_with": method})
 
 
-def identify_activation_methods(
-    methods: list[str] | tuple[str, ...],
-    model: nn.Module,
-    tokenizer: Any,
-    corpus: Corpus,
-    *,
-    budget: Any = None,
-    site: str = "down_in",
-    score_options: dict[str, dict[str, Any]] | None = None,
-    seed: int = 0,
-    out_dir: str | Path | None = None,
-    adapter: Adapter | None = None,
-    model_id: dict[str, Any] | None = None,
-    max_texts: int | None = None,
-    max_tokens: int | None = None,
-    max_length: int = 128,
-    shard_texts: int = 64,
-    progress: Progress | None = None,
-) -> dict[str, NeuronSet]:
-    """Several activation methods from **one** forward pass of statistics (resumable through
-    ``out_dir``); ``score_options`` maps a method to its scorer options."""
-    unknown = [m for m in methods if m not in ACTIVATION_METHODS]
-    if unknown:
-        raise ConfigError(
-            f"Not an activation method: {', '.join(unknown)}; use: {', '.join(ACTIVATION_METHODS)}."
-        )
-    stats = collect_activations(
-        model,
-        tokenizer,
-        corpus,
-        options=ActivationOptions(site=site, max_length=max_length, shard_texts=shard_texts),
-        out_dir=out_dir,
-        adapter=adapter,
-        model_id=model_id,
-        max_texts=max_texts,
-        max_tokens=max_tokens,
-        progress=progress,
-    )
-    options = score_options or {}
-    return {
-        method: select_with(
-            method, stats, budget=budget, site=site, score_options=options.get(method), seed=seed
-        )
-        for method in methods
-    }
-
-
 def identify_with(
     method: str,
     model: nn.Module,
@@ -365,11 +318,16 @@ def identify_with(
         progress=progress,
     )
     if method in ACTIVATION_METHODS:
-        return identify_activation_methods(
-            [method], model, tokenizer, corpus, budget=budget, site=site,
-            score_options={method: score_options or {}}, seed=seed, max_length=max_length,
-            shard_texts=shard_texts, **common,
-        )[method]
+        stats = collect_activations(
+            model,
+            tokenizer,
+            corpus,
+            options=ActivationOptions(site=site, max_length=max_length, shard_texts=shard_texts),
+            **common,
+        )
+        return select_with(
+            method, stats, budget=budget, site=site, score_options=score_options, seed=seed
+        )
     if method not in RELEVANCE_SCORED:
         raise ConfigError(f"Unknown method '{method}'; use one of: {', '.join(METHODS)}.")
     stats = collect_relevance(
