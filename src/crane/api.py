@@ -117,11 +117,19 @@ def transfer(
     languages: Sequence[str] | None = None,
     own_set_b: NeuronSet | None = None,
     max_texts: int | None = None,
+    chat_template: str = "none",
+    **options: Any,
 ) -> Any:
-    """:func:`crane.transfer_analysis.transfer` with model specs or loaded models."""
+    """:func:`crane.transfer_analysis.transfer` with model specs or loaded models.
+
+    ``chat_template="b"`` scores B (a chat model) on each text as its reply inside its chat
+    template (``"both"``: A too); further ``options`` go to the transfer function."""
     from crane.transfer_analysis import transfer as run_transfer
 
     texts = _corpus(corpus, part, languages or neurons.languages)
     if max_texts:
         texts = texts.take(max_texts)
-    return run_transfer(neurons, _loaded(model_a), _loaded(model_b), texts, own_set_b=own_set_b)
+    return run_transfer(
+        neurons, _loaded(model_a), _loaded(model_b), texts, own_set_b=own_set_b,
+        chat_template=chat_template, **options,
+    )

@@ -448,6 +448,16 @@ def transfer_cmd(
     dtype: DtypeOpt = "float32",
     device: DeviceOpt = "cpu",
     trust_remote_code: TrustOpt = False,
+    chat_template: Annotated[
+        str,
+        typer.Option(
+            help="Read each text as the model's reply in its chat template: none, b (model B "
+            "only, the usual base→chat case) or both."
+        ),
+    ] = "none",
+    chat_prompt: Annotated[
+        str, typer.Option(help="The user turn before each text when a chat template is used.")
+    ] = "Write a short text.",
     out: Annotated[Path | None, typer.Option(help="Write the numbers as JSON here.")] = None,
 ) -> None:
     """Apply neuron sets found on model A to model B of the same shape: transfer ratio
@@ -457,8 +467,13 @@ def transfer_cmd(
     from crane.io import atomic_write_text
     from crane.models.loading import load_model
     from crane.neurons import NeuronSet
-    from crane.transfer_analysis import transfer
+    from crane.transfer_analysis import CHAT_TEMPLATE_CHOICES, transfer
 
+    if chat_template not in CHAT_TEMPLATE_CHOICES:
+        raise ConfigError(
+            f"--chat-template {chat_template!r} is not one of {', '.join(CHAT_TEMPLATE_CHOICES)}; "
+            "use b to read texts in model B's chat template."
+        )
     found = NeuronSet.load(_neuron_file(neurons, method))
     base_spec = base or (found.meta.get("model") or {}).get("spec")
     if not base_spec:
@@ -475,7 +490,10 @@ def transfer_cmd(
         reporter = RichReporter(bar)
         loaded_a = load_model(base_spec, progress=reporter.message, **options)
         loaded_b = load_model(model, progress=reporter.message, **options)
-        result = transfer(found, loaded_a, loaded_b, texts, own_set_b=own, progress=reporter)
+        result = transfer(
+            found, loaded_a, loaded_b, texts, own_set_b=own, chat_template=chat_template,
+            chat_prompt=chat_prompt, progress=reporter,
+        )
     table = Table(title=f"transfer of {method} sets: {base_spec} → {model}")
     for column in ("language", "Δ own (A)", "Δ own (B)", "T = B/A", "Sel A", "Sel B", "Jaccard"):
         table.add_column(column, justify="right" if column != "language" else "left")

@@ -16,10 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crane.data.corpus import Corpus
+from crane.errors import ConfigError
+from crane.evaluation.chat import DEFAULT_CHAT_PROMPT, chat_prefix_ids
 from crane.evaluation.bpb import MaskingMatrix, masking_matrix
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
 from crane.progress import Progress
+
+
+CHAT_TEMPLATE_CHOICES = ("none", "b", "both")
+"""Which models read each evaluated text inside their chat template."""
 
 
 @dataclass
@@ -82,12 +88,25 @@ def transfer(
     batch_size: int = 64,
     max_tokens: int | None = 1024,
     max_length: int = 128,
+    chat_template: str = "none",
+    chat_prompt: str = DEFAULT_CHAT_PROMPT,
     progress: Progress | None = None,
 ) -> TransferResult:
     """Evaluate ``neurons`` (found on A) on A and on B over ``corpus``; see the module doc.
 
+    ``chat_template``: ``none`` (plain text in both models), ``b`` (B reads each text as its
+    reply to ``chat_prompt`` in B's chat template; A reads plain text) or ``both``.
+
     Raises :class:`crane.errors.NeuronSetError` when the set does not fit B (different layer
-    count or MLP width)."""
+    count or MLP width), :class:`crane.errors.ConfigError` for an unknown ``chat_template`` or a
+    tokenizer without a template."""
+    if chat_template not in CHAT_TEMPLATE_CHOICES:
+        raise ConfigError(
+            f"Unknown chat-template choice {chat_template!r}; use one of "
+            f"{', '.join(CHAT_TEMPLATE_CHOICES)}."
+        )
+    prefix_a = chat_prefix_ids(model_a.tokenizer, chat_prompt) if chat_template == "both" else None
+    prefix_b = chat_prefix_ids(model_b.tokenizer, chat_prompt) if chat_template != "none" else None
     neurons.check_fits(model_a.shape)
     neurons.check_fits(model_b.shape)
     if own_set_b is not None:
@@ -99,9 +118,9 @@ def transfer(
         max_length=max_length, progress=progress,
     )
     matrix_a = masking_matrix(model_a.model, model_a.tokenizer, corpus, masks,
-                              adapter=model_a.adapter, **options)
+                              adapter=model_a.adapter, prefix_ids=prefix_a, **options)
     matrix_b = masking_matrix(model_b.model, model_b.tokenizer, corpus, masks,
-                              adapter=model_b.adapter, **options)
+                              adapter=model_b.adapter, prefix_ids=prefix_b, **options)
     delta_a, delta_b = matrix_a.delta(), matrix_b.delta()
     ratio, sel_a, sel_b = {}, {}, {}
     jaccard: dict[str, float] = {}
@@ -120,5 +139,6 @@ def transfer(
     return TransferResult(
         [lang for lang in neurons.languages if lang in languages],
         matrix_a, matrix_b, ratio, sel_a, sel_b, jaccard, per_layer,
-        {"a": model_a.source, "b": model_b.source},
+        {"a": model_a.source, "b": model_b.source, "chat_template": chat_template,
+         "chat_prompt": chat_prompt if chat_template != "none" else None},
     )

@@ -108,3 +108,52 @@ def test_cli_transfer(tiny_llama_dir: Path, tuned_dir: Path, tmp_path: Path, cap
         main(["transfer", "--neurons", str(tmp_path / "nowhere"), "--model", str(tuned_dir)])
     assert exit_info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }} </s>{% endfor %}"
+    "{% if add_generation_prompt %}<assistant> {% endif %}"
+)
+
+
+def test_chat_prefix_is_read_but_not_scored(tiny_llama_dir: Path) -> None:
+    """With a chat template, each text's bits per byte equal a hand computation of the NLL of
+    the text's own tokens after the rendered template prefix (which is never scored)."""
+    from crane.data.corpus import Corpus
+    from crane.evaluation.chat import chat_prefix_ids
+
+    loaded = load_model(str(tiny_llama_dir))
+    tok = loaded.tokenizer
+    tok.chat_template = CHAT_TEMPLATE
+    prefix = chat_prefix_ids(tok, "Say it.")
+    assert prefix[0] == tok.bos_token_id and prefix.count(tok.bos_token_id) == 1
+    texts = {"en": ["All human beings are born free."], "vi": ["Mọi người sinh ra tự do."]}
+    matrix = masking_matrix(loaded.model, tok, Corpus(texts), {}, random_controls=False,
+                            prefix_ids=prefix)
+    plain = masking_matrix(loaded.model, tok, Corpus(texts), {}, random_controls=False)
+    for lang, (text,) in texts.items():
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = loaded.model(torch.tensor([prefix + ids])).logits[0].double()
+        logp = torch.log_softmax(logits[len(prefix) - 1 : -1], dim=-1)
+        nats = -logp.gather(-1, torch.tensor(ids)[:, None]).sum().item()
+        expected = nats / math.log(2) / len(text.encode("utf-8"))
+        assert matrix.bpb().loc["none", lang] == pytest.approx(expected, rel=1e-5)
+        assert matrix.bpb().loc["none", lang] != pytest.approx(plain.bpb().loc["none", lang])
+    assert matrix.meta["prefix_tokens"] == len(prefix)
+
+
+def test_transfer_with_chat_template_on_b(tiny_llama_dir: Path, tuned_dir: Path) -> None:
+    from crane.errors import ConfigError
+
+    a, b = load_model(str(tiny_llama_dir)), load_model(str(tuned_dir))
+    with pytest.raises(ConfigError, match="no chat template"):
+        transfer(SET, a, b, _corpus(), chat_template="b")
+    b.tokenizer.chat_template = CHAT_TEMPLATE
+    with pytest.raises(ConfigError, match="chat-template choice"):
+        transfer(SET, a, b, _corpus(), chat_template="B-only")
+    chat = transfer(SET, a, b, _corpus(), chat_template="b")
+    plain = transfer(SET, a, b, _corpus())
+    assert chat.matrix_a.bpb().equals(plain.matrix_a.bpb())  # A still reads plain text
+    assert not chat.matrix_b.bpb().equals(plain.matrix_b.bpb())
+    assert chat.models["chat_template"] == "b" and chat.matrix_b.meta["prefix_tokens"] > 0

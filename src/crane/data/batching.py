@@ -119,16 +119,22 @@ def tokenize_texts(
     max_length: int = 128,
     add_bos: bool = True,
     context: int | None = None,
+    prefix_ids: list[int] | None = None,
 ) -> TokenizedTexts:
     """Tokenize ``texts`` and cut each into windows of at most ``max_length`` tokens.
 
     Each window after a text's first re-reads ``context`` tokens (default ``max_length // 4``)
     from before its first predicted token, after BOS. With BOS every text token is predicted
     exactly once; without, all but the first. Texts with nothing to predict yield no window but
-    keep their counts.
+    keep their counts. ``prefix_ids`` (e.g. a chat template's opening, see
+    :func:`crane.evaluation.chat.chat_prefix_ids`) replace BOS at the head of every window:
+    they are read, never scored.
     """
-    bos = getattr(tokenizer, "bos_token_id", None) if add_bos else None
-    head = [int(bos)] if bos is not None else []
+    if prefix_ids:
+        head = [int(i) for i in prefix_ids]
+    else:
+        bos = getattr(tokenizer, "bos_token_id", None) if add_bos else None
+        head = [int(bos)] if bos is not None else []
     if context is None:
         context = max_length // 4
     room = max_length - len(head)  # text tokens a window can hold
@@ -149,7 +155,7 @@ def tokenize_texts(
             end = min(len(ids), start - ctx + room)
             windows.append(Window(index, head + ids[start - ctx : end], end - start))
             start = end
-    return TokenizedTexts(windows, n_bytes, n_tokens, bos_added=bos is not None)
+    return TokenizedTexts(windows, n_bytes, n_tokens, bos_added=bool(head))
 
 
 def _order(tok: TokenizedTexts, sort_by_length: bool) -> list[int]:

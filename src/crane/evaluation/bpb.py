@@ -208,12 +208,15 @@ def masking_matrix(
     max_tokens: int | None = 1024,
     max_length: int = 128,
     adapter: Adapter | None = None,
+    prefix_ids: list[int] | None = None,
     progress: Progress | None = None,
 ) -> MaskingMatrix:
     """Evaluate bits per byte of every language of ``corpus`` unmasked and under each mask.
 
     Each NeuronSet in ``masks`` gives one row per language it holds (that language's neurons
     masked); with ``random_controls`` each row gets a layer-matched random set of the same size.
+    ``prefix_ids`` (a chat template's opening, :mod:`crane.evaluation.chat`) are read before
+    every window instead of BOS and never scored.
     """
     adapter = adapter or get_adapter(model)
     shape = model_shape(model, adapter)
@@ -223,7 +226,8 @@ def masking_matrix(
     languages = corpus.languages
     pad_id = pad_token_id(tokenizer)
     tokenized = {
-        lang: tokenize_texts(tokenizer, corpus[lang], max_length=max_length) for lang in languages
+        lang: tokenize_texts(tokenizer, corpus[lang], max_length=max_length, prefix_ids=prefix_ids)
+        for lang in languages
     }
     progress = progress or NullProgress()
     total = (1 + len(rows)) * sum(
@@ -261,6 +265,7 @@ def masking_matrix(
         "batch_size": batch_size,
         "max_tokens": max_tokens,
         "max_length": max_length,
+        "prefix_tokens": len(prefix_ids) if prefix_ids else 0,
         "corpus": corpus.provenance,
         "site": {row: s.site for row, s in rows.items()},
         "n_layers": shape.n_layers,
