@@ -160,9 +160,10 @@ def collect_activations(
     max_tokens: int | None = None,
     progress: Progress | None = None,
     on_shard: Callable[[str, int], None] | None = None,
+    part: tuple[int, int] | None = None,
 ) -> ActivationStats:
     """Activation statistics of every language of ``corpus`` (resumable through ``out_dir``,
-    with the same shard rules as :func:`crane.collect.collect_relevance`)."""
+    with the same shard rules as :func:`crane.collect.collect_relevance`, ``part`` included)."""
     options = (options or ActivationOptions()).validate()
     adapter = adapter or get_adapter(model)
     shape = model_shape(model, adapter)
@@ -218,7 +219,9 @@ def collect_activations(
         max_tokens=max_tokens,
         progress=progress,
         on_shard=on_shard,
+        part=part,
     )
+    results = {lang: shards for lang, shards in results.items() if shards}
     languages = {lang: merge_all(s[""] for s in shards)[lang] for lang, shards in results.items()}
     texts = {
         lang: {
@@ -238,6 +241,8 @@ def collect_activations(
         "shards": {lang: len(shards) for lang, shards in results.items()},
         "down_norms_sha256": hashlib.sha256(norms.numpy().tobytes()).hexdigest(),
     }
+    if part is not None:
+        meta["part"] = list(part)
     return ActivationStats(languages, meta, texts)
 
 

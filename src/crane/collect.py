@@ -180,7 +180,8 @@ def accumulate_relevance(stats: LanguageStats, relevance: torch.Tensor, batch: B
 def texts_within_budget(
     tokenizer: Any, texts: Sequence[str], max_texts: int | None, max_tokens: int | None
 ) -> list[str]:
-    """The leading texts that fit ``max_texts`` and ``max_tokens`` (deterministic)."""
+    """The leading texts that fit ``max_texts`` and ``max_tokens`` (deterministic); a first
+    text longer than ``max_tokens`` alone is cut to a leading part that fits."""
     chosen = list(texts[:max_texts] if max_texts is not None else texts)
     if max_tokens is not None:
         counts = tokenize_texts(tokenizer, chosen, max_length=1 << 30).n_tokens
@@ -188,10 +189,23 @@ def texts_within_budget(
         for text, n in zip(chosen, counts, strict=True):
             if kept and used + n > max_tokens:
                 break
+            if n > max_tokens:  # e.g. one huge line: keep its head, not the whole text
+                head = _leading_part(tokenizer, text, n, max_tokens)
+                kept.extend([head] if head else [])
+                break
             kept.append(text)
             used += n
         chosen = kept
     return chosen
+
+
+def _leading_part(tokenizer: Any, text: str, n_tokens: int, limit: int) -> str:
+    """A leading part of ``text`` with at most ``limit`` tokens: cut in proportion to the
+    token count, then again until it fits (each cut is strictly shorter)."""
+    while n_tokens > limit and text:
+        text = text[: len(text) * limit // n_tokens]
+        n_tokens = tokenize_texts(tokenizer, [text], max_length=1 << 30).n_tokens[0]
+    return text
 
 
 def _digest(texts: Sequence[str]) -> str:
@@ -245,6 +259,7 @@ def run_shards(
     max_tokens: int | None = None,
     progress: Progress | None = None,
     on_shard: Callable[[str, int], None] | None = None,
+    part: tuple[int, int] | None = None,
 ) -> dict[str, list[dict[str, Stats]]]:
     """Cut each language's texts into shards of ``shard_texts`` consecutive texts and compute
     (or reuse) every shard: language → shards in order → {part: Stats}.
@@ -252,6 +267,12 @@ def run_shards(
     A saved shard is reused only when every one of its ``parts`` has an intact sidecar whose
     meta equals ``shard_meta(language, index, texts)``; otherwise it is recomputed and saved
     (the sidecar is written last, so a killed run leaves no half shard that looks complete).
+
+    ``part=(rank, world_size)`` (data parallelism, :mod:`crane.distributed`): the shards of all
+    languages are numbered in order (language by language) and this call handles only those
+    whose number is ``rank`` modulo ``world_size``; the others are neither computed nor read,
+    and the result holds only this rank's shards (possibly none for a language). The files are
+    exactly those one process writes, so the ranks together leave the complete set.
     """
     progress = progress or NullProgress()
     pad_id = pad_token_id(tokenizer)
@@ -267,6 +288,11 @@ def run_shards(
             )
         for index, lo in enumerate(range(0, len(texts), shard_texts)):
             plan.append((lang, index, texts[lo : lo + shard_texts]))
+    if part is not None:
+        rank, world = part
+        if not 0 <= rank < world:
+            raise ConfigError(f"Shard part {rank} of {world} does not exist; use 0 ≤ rank < world.")
+        plan = plan[rank::world]
 
     todo = []
     for lang, index, chunk in plan:
@@ -329,6 +355,7 @@ def collect_relevance(
     max_tokens: int | None = None,
     progress: Progress | None = None,
     on_shard: Callable[[str, int], None] | None = None,
+    part: tuple[int, int] | None = None,
 ) -> Stats:
     """Relevance statistics of every language of ``corpus`` (resumable through ``out_dir``).
 
@@ -338,6 +365,8 @@ def collect_relevance(
         model_id: provenance of the model (``LoadedModel.source``), recorded and matched.
         max_texts, max_tokens: per-language budget (leading texts that fit).
         on_shard: called with (language, shard index) after each newly computed shard.
+        part: ``(rank, world_size)``: only this data-parallel rank's shards (see
+            :func:`run_shards`); the result sums those alone, and lacks languages with none.
     """
     options = (options or RelevanceOptions()).validate()
     adapter = adapter or get_adapter(model)
@@ -377,8 +406,9 @@ def collect_relevance(
             max_tokens=max_tokens,
             progress=progress,
             on_shard=on_shard,
+            part=part,
         )
-    parts = {lang: [shard[""] for shard in shards] for lang, shards in results.items()}
+    parts = {lang: [shard[""] for shard in shards] for lang, shards in results.items() if shards}
     languages = {lang: merge_all(shards)[lang] for lang, shards in parts.items()}
     meta = {
         "kind": "relevance",
@@ -390,4 +420,6 @@ def collect_relevance(
         "budget": {"max_texts": max_texts, "max_tokens": max_tokens},
         "shards": {lang: len(shards) for lang, shards in parts.items()},
     }
+    if part is not None:
+        meta["part"] = list(part)
     return Stats(languages, meta)

@@ -90,6 +90,39 @@ def split_for_verification(
     )
 
 
+def _collection_split(corpus: Corpus, options: IdentifyOptions) -> tuple[Corpus, Corpus | None]:
+    """(texts whose relevance is collected, held-out verification texts or ``None``)."""
+    if not options.verify:
+        return corpus, None
+    return split_for_verification(
+        corpus, options.verify_fraction, options.verify_min_texts, options.verify_max_texts
+    )
+
+
+def _relevance_stats(
+    loaded: LoadedModel,
+    collect_corpus: Corpus,
+    options: IdentifyOptions,
+    out: Path | None,
+    progress: Progress,
+    part: tuple[int, int] | None = None,
+) -> Stats:
+    """The relevance statistics of a run (shards under ``out/stats[-<method>]``)."""
+    return collect_relevance(
+        loaded.model,
+        loaded.tokenizer,
+        collect_corpus,
+        options=options.relevance,
+        out_dir=out / stats_dirname(options.relevance.method) if out is not None else None,
+        adapter=loaded.adapter,
+        model_id=loaded.source,
+        max_texts=options.max_texts,
+        max_tokens=options.max_tokens,
+        progress=progress,
+        part=part,
+    )
+
+
 def identify(
     loaded: LoadedModel,
     corpus: Corpus,
@@ -107,25 +140,8 @@ def identify(
         raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
     for lang in corpus.languages:  # fail on a bad budget before any computation
         options.budget.for_language(lang, loaded.shape.n_neurons)
-    collect_corpus, verify_corpus = (
-        split_for_verification(
-            corpus, options.verify_fraction, options.verify_min_texts, options.verify_max_texts
-        )
-        if options.verify
-        else (corpus, None)
-    )
-    stats = collect_relevance(
-        loaded.model,
-        loaded.tokenizer,
-        collect_corpus,
-        options=options.relevance,
-        out_dir=out / stats_dirname(options.relevance.method) if out is not None else None,
-        adapter=loaded.adapter,
-        model_id=loaded.source,
-        max_texts=options.max_texts,
-        max_tokens=options.max_tokens,
-        progress=progress,
-    )
+    collect_corpus, verify_corpus = _collection_split(corpus, options)
+    stats = _relevance_stats(loaded, collect_corpus, options, out, progress)
     scores = SCORERS["crane"](
         stats,
         score=options.score,
@@ -243,12 +259,11 @@ def identify_methods(
     method and the budget (taken from ``methods`` and ``budget``, see :func:`budget_plan`);
     ``verify_methods`` limits causal verification to those relevance methods (default: all,
     when ``options.verify`` is on)."""
-    from crane.activations import ActivationOptions, collect_activations, select_with
+    from crane.activations import select_with
     from crane.methods import RELEVANCE_SCORED, parse_methods
 
     methods, budget_for = budget_plan(parse_methods(",".join(methods)), budget, reference_budget)
-    if len(corpus.languages) < 2:
-        raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
+    _check_before_work(loaded, corpus, methods, budget)
     base = options or IdentifyOptions()
     progress = progress or NullProgress()
     out = Path(out_dir) if out_dir is not None else None
@@ -258,28 +273,16 @@ def identify_methods(
         started = time.perf_counter()
         chosen = budget_for(name, out)
         if name in RELEVANCE_SCORED:
-            relevance = replace(base.relevance, method=RELEVANCE_SCORED[name]).validate()
-            verify = base.verify and (verify_methods is None or name in verify_methods)
             run = identify(
                 loaded, corpus,
-                options=replace(base, relevance=relevance, budget=chosen, verify=verify),
+                options=replace(_method_options(base, name, verify_methods), budget=chosen),
                 out_dir=out, progress=progress,
             )
             result.sets[name], result.reports[name] = run.neurons, run.reports
             result.stats[name] = run.stats
         else:
             if activation_stats is None:
-                activation_stats = collect_activations(
-                    loaded.model, loaded.tokenizer, corpus,
-                    options=ActivationOptions(
-                        site=base.relevance.site, max_length=base.relevance.max_length,
-                        batch_size=base.relevance.batch_size,
-                        batch_tokens=base.relevance.batch_tokens,
-                    ),
-                    out_dir=out / "activations" if out is not None else None,
-                    adapter=loaded.adapter, model_id=loaded.source, max_texts=base.max_texts,
-                    max_tokens=base.max_tokens, progress=progress,
-                )
+                activation_stats = _activation_stats(loaded, corpus, base, out, progress)
             if chosen is not None:
                 for lang in activation_stats.language_codes:
                     chosen.for_language(lang, loaded.shape.n_neurons)
@@ -302,6 +305,92 @@ def identify_methods(
             result.sets[name] = neurons
         result.seconds[name] = time.perf_counter() - started
     return result
+
+
+def _check_before_work(
+    loaded: LoadedModel, corpus: Corpus, methods: list[str], budget: str
+) -> None:
+    """Fail on too few languages or a budget the model cannot hold before any work."""
+    if len(corpus.languages) < 2:
+        raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
+    if budget != "own" and not (budget.startswith("match:") and budget[6:] in methods):
+        from crane.scoring import parse_budget
+
+        fixed = parse_budget(budget)
+        for lang in corpus.languages:
+            fixed.for_language(lang, loaded.shape.n_neurons)
+
+
+def _method_options(
+    base: IdentifyOptions, name: str, verify_methods: tuple[str, ...] | list[str] | None
+) -> IdentifyOptions:
+    """``base`` for relevance method ``name`` (crane | gradxact), verified or not."""
+    from crane.methods import RELEVANCE_SCORED
+
+    relevance = replace(base.relevance, method=RELEVANCE_SCORED[name]).validate()
+    verify = base.verify and (verify_methods is None or name in verify_methods)
+    return replace(base, relevance=relevance, verify=verify)
+
+
+def _activation_stats(
+    loaded: LoadedModel,
+    corpus: Corpus,
+    base: IdentifyOptions,
+    out: Path | None,
+    progress: Progress,
+    part: tuple[int, int] | None = None,
+) -> Stats:
+    """The one activation pass of a run (shards under ``out/activations``)."""
+    from crane.activations import ActivationOptions, collect_activations
+
+    return collect_activations(
+        loaded.model, loaded.tokenizer, corpus,
+        options=ActivationOptions(
+            site=base.relevance.site, max_length=base.relevance.max_length,
+            batch_size=base.relevance.batch_size, batch_tokens=base.relevance.batch_tokens,
+            shard_texts=base.relevance.shard_texts,
+        ),
+        out_dir=out / "activations" if out is not None else None,
+        adapter=loaded.adapter, model_id=loaded.source, max_texts=base.max_texts,
+        max_tokens=base.max_tokens, progress=progress, part=part,
+    )
+
+
+def collect_shards(
+    loaded: LoadedModel,
+    corpus: Corpus,
+    methods: list[str],
+    *,
+    part: tuple[int, int],
+    options: IdentifyOptions | None = None,
+    out_dir: str | Path,
+    progress: Progress | None = None,
+    verify_methods: tuple[str, ...] | list[str] | None = None,
+    budget: str = "0.5%",
+    reference_budget: str = "0.5%",
+) -> None:
+    """Compute data-parallel rank ``part = (rank, world_size)``'s share of every statistics
+    shard that :func:`identify_methods` with the same arguments reads from ``out_dir``.
+
+    Shards are dealt round-robin over all languages (see :func:`crane.collect.run_shards`);
+    once every rank has done its share, :func:`identify_methods` on one process finds every
+    shard complete and only merges, scores, verifies and writes. Nothing else is written.
+    ``budget`` and ``reference_budget`` are checked as :func:`identify_methods` checks them, so
+    a bad one fails on every rank before any work.
+    """
+    from crane.methods import RELEVANCE_SCORED, parse_methods
+
+    methods, _ = budget_plan(parse_methods(",".join(methods)), budget, reference_budget)
+    _check_before_work(loaded, corpus, methods, budget)
+    base = options or IdentifyOptions()
+    progress = progress or NullProgress()
+    out = Path(out_dir)
+    for name in (m for m in methods if m in RELEVANCE_SCORED):
+        chosen = _method_options(base, name, verify_methods)
+        collect_corpus, _ = _collection_split(corpus, chosen)
+        _relevance_stats(loaded, collect_corpus, chosen, out, progress, part=part)
+    if any(m not in RELEVANCE_SCORED for m in methods):
+        _activation_stats(loaded, corpus, base, out, progress, part=part)
 
 
 def _jsonable(value: Any) -> Any:
