@@ -14,6 +14,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from crane.errors import ConfigError, CraneError
+from crane.io import check_output_dir, check_output_file
 
 app = typer.Typer(
     name="crane",
@@ -51,7 +52,7 @@ class RichReporter:
         self.progress.console.print(f"[dim]{text}[/dim]")
 
 
-def _progress() -> RichProgress:
+def _progress(disable: bool = False) -> RichProgress:
     return RichProgress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -59,6 +60,7 @@ def _progress() -> RichProgress:
         TimeElapsedColumn(),
         console=err_console,
         transient=False,
+        disable=disable,
     )
 
 
@@ -181,6 +183,9 @@ def evaluate(
     part: Annotated[str, typer.Option(help="Built-in corpus part: identify | heldout | all.")] = "heldout",
     langs: Annotated[str | None, typer.Option(help="Languages to evaluate, e.g. en,zh,vi.")] = None,
     lang: Annotated[str | None, typer.Option(help="Language of plain-text corpus files.")] = None,
+    max_texts: Annotated[
+        int | None, typer.Option(min=1, help="Evaluate at most this many texts per language.")
+    ] = None,
     random_controls: Annotated[bool, typer.Option(help="Add a layer-matched random set per row.")] = True,
     mode: Annotated[str, typer.Option(help="Masking mode: zero | scale.")] = "zero",
     alpha: Annotated[float, typer.Option(help="Factor for --mode scale.")] = 0.0,
@@ -201,10 +206,14 @@ def evaluate(
     from crane.models.loading import load_model
     from crane.neurons import NeuronSet
 
+    if out is not None:
+        check_output_file(out)  # fail now, not after the evaluation
     sets = {path.stem: NeuronSet.load(path) for path in neurons or []}
     loaded_corpus = load_corpus(corpus, part=part, lang=lang)
     if langs:
         loaded_corpus = loaded_corpus.select(parse_language_list(langs))
+    if max_texts:
+        loaded_corpus = loaded_corpus.take(max_texts)
     with _progress() as bar:
         reporter = RichReporter(bar)
         loaded = load_model(
@@ -226,7 +235,7 @@ def evaluate(
 
 
 # ---- identify ---------------------------------------------------------------------------
-def default_identification_corpus() -> str:
+def default_identification_corpus(quiet: bool = False) -> str:
     """gettext (identification part) where the machine has the catalogs, else UDHR."""
     from crane.data.builtin import GettextUnavailable, gettext_corpus
 
@@ -234,7 +243,8 @@ def default_identification_corpus() -> str:
         gettext_corpus("identify")
         return "gettext"
     except GettextUnavailable as exc:
-        err_console.print(f"[yellow]note[/yellow]: {exc} Using the UDHR corpus instead.")
+        if not quiet:
+            err_console.print(f"[yellow]note[/yellow]: {exc} Using the UDHR corpus instead.")
         return "udhr"
 
 
@@ -281,6 +291,10 @@ def identify_cmd(
     max_length: int = 128,
     batch_size: Annotated[int, typer.Option(help="Most windows per batch.")] = 16,
     batch_tokens: Annotated[int, typer.Option(help="Most padded tokens per batch.")] = 1024,
+    shard_texts: Annotated[
+        int, typer.Option(help="Texts per saved statistics shard (unit of resumption and of "
+                          "data-parallel work).")
+    ] = 64,
     dtype: DtypeOpt = "float32",
     device: DeviceOpt = "cpu",
     trust_remote_code: TrustOpt = False,
@@ -289,13 +303,17 @@ def identify_cmd(
 
     Several methods at once (``--method crane,lape,kojima`` or ``all``) share one activation
     pass; ``--budget match:METHOD`` sizes every other method like METHOD's set from this run.
+    Under ``torchrun``/``accelerate launch`` the shards are split between the processes and
+    rank 0 writes the results (docs/scale.md).
     """
     from crane.collect import RelevanceOptions
     from crane.data.builtin import load_corpus
     from crane.data.languages import parse_language_list
-    from crane.identification import IdentifyOptions, budget_plan, identify_methods
+    from crane.distributed import Distributed
+    from crane.identification import IdentifyOptions, budget_plan, collect_shards, identify_methods
     from crane.methods import parse_methods
     from crane.models.loading import load_model
+    from crane.progress import NullProgress
     from crane.verify import VerifyOptions
 
     methods = parse_methods(method)
@@ -303,25 +321,43 @@ def identify_cmd(
     languages = parse_language_list(langs)
     if len(languages) < 2:
         raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
-    spec = default_identification_corpus() if corpus == "auto" else corpus
+    dist = Distributed.from_env()  # torchrun / accelerate launch: this process's rank
+    device = dist.device_for(device)
+    spec = default_identification_corpus(quiet=not dist.is_main) if corpus == "auto" else corpus
     texts = load_corpus(
         spec, part="identify", lang=lang, text_field=text_field, lang_field=lang_field
     ).select(languages)
+    check_output_dir(out)  # fail before the model loads, not at the first shard
     options = IdentifyOptions(
         relevance=RelevanceOptions(
             site=site, target=target, max_length=max_length, batch_size=batch_size,
-            batch_tokens=batch_tokens,
+            batch_tokens=batch_tokens, shard_texts=shard_texts,
         ).validate(),
         score=score, quantile=quantile, profile=profile, normalize=normalize,
         verify=verify, max_texts=max_texts, max_tokens=max_tokens,
         verification=VerifyOptions(ratio=verify_ratio, max_tests=verify_tests).validate(),
     )
-    with _progress() as bar:
-        reporter = RichReporter(bar)
-        loaded = load_model(
-            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
-            progress=reporter.message,
-        )
+    with _progress(disable=not dist.is_main) as bar:
+        reporter = RichReporter(bar) if dist.is_main else NullProgress()
+        # with several processes: join the group, let each rank save its share of the shards,
+        # wait for all (a failure on any rank stops every rank), and leave the group together
+        with dist.session(device), dist.all_or_none():
+            loaded = load_model(
+                model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+                progress=reporter.message,
+            )
+            if dist.part is not None:
+                collect_shards(
+                    loaded, texts, methods, part=dist.part, options=options, out_dir=out,
+                    progress=reporter, budget=budget,
+                )
+        if not dist.is_main:
+            return  # rank 0 alone merges, scores, verifies and writes
+        if dist.enabled:
+            reporter.message(
+                f"all {dist.world_size} processes have saved their shards; rank 0 merges, "
+                "scores, verifies and writes"
+            )
         result = identify_methods(
             loaded, texts, methods, budget=budget, options=options, out_dir=out,
             progress=reporter,
@@ -474,6 +510,8 @@ def transfer_cmd(
             f"--chat-template {chat_template!r} is not one of {', '.join(CHAT_TEMPLATE_CHOICES)}; "
             "use b to read texts in model B's chat template."
         )
+    if out is not None:
+        check_output_file(out)
     found = NeuronSet.load(_neuron_file(neurons, method))
     base_spec = base or (found.meta.get("model") or {}).get("spec")
     if not base_spec:
@@ -534,6 +572,8 @@ def lm_eval_cmd(
     from crane.io import atomic_write_text
     from crane.lm_eval_bridge import evaluate as lm_evaluate
 
+    if out is not None:
+        check_output_file(out)
     results = lm_evaluate(
         model, neurons, languages, tasks, task_dir=task_dir,
         limit=int(limit) if limit is not None and limit >= 1 else limit, mode=mode, alpha=alpha,
@@ -588,6 +628,7 @@ def _print_study(results: dict[str, Any]) -> None:
 def _run_study(config: Any, out: Path) -> None:
     from crane.pipeline import run_study
 
+    check_output_dir(out)
     with _progress() as bar:
         result = run_study(config, out, progress=RichReporter(bar))
     _print_study(result.results)
@@ -615,11 +656,19 @@ def demo(
 def run_cmd(
     config: Annotated[Path, typer.Argument(help="Study configuration (.toml or .yaml).")],
     out: Annotated[Path, typer.Option(help="Run directory (reused to resume).")],
+    model: Annotated[
+        str | None, typer.Option(help="Use this model instead of the config's model.")
+    ] = None,
 ) -> None:
     """Run (or resume) a study from a configuration file on any model, languages and corpora."""
+    import dataclasses
+
     from crane.pipeline import load_config
 
-    _run_study(load_config(config), out)
+    study = load_config(config)
+    if model is not None:
+        study = dataclasses.replace(study, model=model)
+    _run_study(study, out)
 
 
 @app.command("report")
@@ -640,7 +689,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except CraneError as exc:
-        err_console.print(f"[bold red]error[/bold red]: {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        message = escape(str(exc))  # paths and values may hold [brackets]
+        err_console.print(f"[bold red]error[/bold red]: {message}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
         err_console.print("aborted")
@@ -649,12 +701,24 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, _click_exceptions()):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+def _click_exceptions() -> tuple[type[BaseException], ...]:
+    """Usage-error classes: click's, and those of the click copy that recent typer vendors."""
+    import click
+
+    classes: list[type[BaseException]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+    except ImportError:  # typer on plain click
+        pass
+    else:
+        classes.append(VendoredClickException)
+    return tuple(classes)
 
 
 if __name__ == "__main__":

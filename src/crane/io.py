@@ -1,12 +1,24 @@
-"""Atomic file writes: write to a temporary name in the same directory, then rename."""
+"""Atomic file writes: write to a temporary name in the same directory, then rename.
+
+A reader sees the old file or the whole new one, never a part: the data goes to
+``.<name>.<host>.<pid>.<random>.tmp`` next to the target, is synced, and is renamed over the
+target. A process killed in between leaves only that temporary file, which nothing reads; a
+later process's first write into that folder removes temporary files of dead processes of
+this host.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 
 from crane.errors import ConfigError
+from crane.faults import checkpoint
+
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
 
 
 def _umask() -> int:
@@ -15,12 +27,46 @@ def _umask() -> int:
     return mask
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+_swept: set[str] = set()
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Delete the temporary files that dead processes of this host left in ``folder`` (once
+    per folder and process, so a folder of many shards is listed once, not once per write)."""
+    key = os.path.abspath(folder)
+    if key in _swept:
+        return
+    _swept.add(key)
+    marker = f".{_HOST}."
+    try:
+        names = [e.name for e in os.scandir(folder) if e.name[:1] == "." and e.name[-4:] == ".tmp"]
+    except OSError:
+        return
+    for name in names:
+        _, found, rest = name.rpartition(marker)
+        pid = rest.split(".", 1)[0]
+        if found and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            (folder / name).unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+        )
     except OSError as exc:
         raise ConfigError(
             f"Cannot write to {path.parent} ({exc.strerror}); choose a writable output directory."
@@ -31,13 +77,45 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        checkpoint(f"write:{path.name}")  # kill-point tests: a complete temporary, no rename
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _remove_orphans(path.parent)
     return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """UTF-8 text version of :func:`atomic_write_bytes`."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Raise ConfigError now, before any work, unless directory ``path`` can be created or
+    written (a missing directory is not created here)."""
+    target = Path(path).absolute()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"no permission to write in {existing}"
+    if problem is not None:
+        raise ConfigError(
+            f"Cannot write to {target} ({problem}); choose a writable output directory."
+        )
+    return target
+
+
+def check_output_file(path: str | Path) -> Path:
+    """:func:`check_output_dir` for the folder of output file ``path``; also refuses a folder."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(
+            f"Cannot write the output file {target}: it is a directory; give a file name."
+        )
+    check_output_dir(target.parent)
+    return target

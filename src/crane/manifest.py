@@ -45,19 +45,25 @@ class Manifest:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                 data = {}  # an unreadable manifest: every stage is redone
+            if not isinstance(data, dict):
+                data = {}  # not a manifest at all: likewise
             if data.get("format") not in (None, FORMAT):
                 raise ConfigError(
                     f"{self.path} was written by an incompatible version ({data.get('format')}); "
                     "use a new run directory."
                 )
-            self.stages = dict(data.get("stages", {}))
+            stages = data.get("stages", {})
+            self.stages = dict(stages) if isinstance(stages, dict) else {}
 
     def complete(self, stage: str, key: str) -> bool:
         """Whether ``stage`` finished with inputs ``key`` and its outputs are intact."""
         entry = self.stages.get(stage)
-        if not entry or entry.get("key") != key:
+        if not isinstance(entry, dict) or entry.get("key") != key:
             return False
-        for name, digest in entry.get("outputs", {}).items():
+        outputs = entry.get("outputs", {})
+        if not isinstance(outputs, dict):
+            return False
+        for name, digest in outputs.items():
             path = self.run_dir / name
             if not path.is_file() or file_sha256(path) != digest:
                 return False
@@ -75,7 +81,11 @@ class Manifest:
         self._write()
 
     def seconds(self) -> dict[str, float]:
-        return {name: float(entry.get("seconds", 0.0)) for name, entry in self.stages.items()}
+        return {
+            name: float(entry.get("seconds", 0.0))
+            for name, entry in self.stages.items()
+            if isinstance(entry, dict) and isinstance(entry.get("seconds", 0.0), (int, float))
+        }
 
     def _write(self) -> None:
         data = {"format": FORMAT, "stages": self.stages}

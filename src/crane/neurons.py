@@ -22,13 +22,22 @@ LayerIndices = dict[int, list[int]]
 """layer → sorted, unique neuron indices in ``[0, d_ff)``."""
 
 
+def _whole(value: Any) -> int:
+    """``value`` as an int; TypeError/ValueError/OverflowError unless it is a whole number."""
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
+
+
 def _clean_layers(layers: Mapping[Any, Iterable[Any]], where: str) -> LayerIndices:
     clean: LayerIndices = {}
     for layer, indices in layers.items():
         try:
-            layer_i = int(layer)
-            values = sorted({int(i) for i in indices})
-        except (TypeError, ValueError) as exc:
+            if isinstance(indices, (str, bytes, Mapping)):
+                raise TypeError(f"layer {layer} holds a {type(indices).__name__}, not a list")
+            layer_i = _whole(layer)
+            values = sorted({_whole(i) for i in indices})
+        except (TypeError, ValueError, OverflowError) as exc:
             raise NeuronSetError(
                 f"Neuron set {where} has a non-integer layer or index ({exc}); "
                 "layers and indices must be whole numbers."
@@ -231,12 +240,21 @@ class NeuronSet:
             raise NeuronSetError(
                 f"{where} has no valid \"neurons\" mapping (language → layer → indices)."
             )
+        for key in ("n_layers", "d_ff"):
+            value = data.get(key)
+            if value is not None and (type(value) is not int or value < 1):
+                raise NeuronSetError(
+                    f"{where} has {key} = {value!r}; it must be a positive whole number (or null)."
+                )
+        meta = data.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise NeuronSetError(f"{where} has a 'meta' that is not a JSON object; fix or drop it.")
         return cls(
             neurons=neurons,
             site=str(data.get("site", "down_in")),
             n_layers=data.get("n_layers"),
             d_ff=data.get("d_ff"),
-            meta=dict(data.get("meta") or {}),
+            meta=dict(meta),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -264,6 +282,10 @@ class NeuronSet:
     def load(cls, path: str | Path) -> NeuronSet:
         """Read a set saved by :meth:`save` (JSON or safetensors; nothing is executed)."""
         path = Path(path)
+        if path.is_dir():
+            raise NeuronSetError(
+                f"Neuron set path {path} is a directory, not a file; give a neurons-*.json file."
+            )
         if not path.is_file():
             raise NeuronSetError(f"Neuron set file {path} does not exist; check the path.")
         if path.suffix == ".safetensors":

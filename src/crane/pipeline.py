@@ -15,11 +15,15 @@ whose inputs are unchanged and whose outputs are intact):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import re
 import time
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from crane.errors import ConfigError
+from crane.faults import checkpoint
 from crane.io import atomic_write_text
 from crane.manifest import Manifest, inputs_key
 from crane.progress import NullProgress, Progress
@@ -115,6 +120,13 @@ class StudyConfig:
         for key in ("languages", "methods", "sweep_methods", "verify_methods"):
             if isinstance(flat.get(key), str):
                 flat[key] = [part.strip() for part in flat[key].split(",") if part.strip()]
+        hints = typing.get_type_hints(cls)
+        for key, value in flat.items():
+            if not _conforms(value, hints[key]):
+                raise ConfigError(
+                    f"Key '{key}' in {source} has the value {value!r}, but it must be "
+                    f"{_type_name(hints[key])}; fix its value."
+                )
         config = cls(**flat)
         config.validate()
         return config
@@ -148,6 +160,45 @@ class StudyConfig:
         return dataclasses.asdict(self)
 
 
+def _conforms(value: Any, tp: Any) -> bool:
+    """Whether a config value (from TOML/YAML) has the declared type (ints pass as floats)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in args)
+    if tp is type(None):
+        return value is None
+    if tp is Any:
+        return True
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items()
+        )
+    return True
+
+
+def _type_name(tp: Any) -> str:
+    """``int | None`` → ``"a whole number or nothing"`` for error messages."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join("nothing" if a is type(None) else _type_name(a) for a in args)
+    if typing.get_origin(tp) is list:
+        return f"a list (each {_type_name(args[0])})"
+    if typing.get_origin(tp) is dict:
+        return f"a table (each value {_type_name(args[1])})"
+    names = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
 def load_config(path: str | Path) -> StudyConfig:
     """Read a study configuration from TOML (``.toml``) or YAML (``.yaml``/``.yml``)."""
     path = Path(path)
@@ -155,7 +206,12 @@ def load_config(path: str | Path) -> StudyConfig:
         raise ConfigError(
             f"Configuration file {path} does not exist; give the path to a .toml file."
         )
-    text = path.read_text(encoding="utf-8", errors="strict")
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"Configuration file {path} cannot be read as UTF-8 text ({exc}); save it as UTF-8."
+        ) from None
     try:
         if path.suffix.lower() == ".toml":
             import tomllib
@@ -179,7 +235,28 @@ def load_config(path: str | Path) -> StudyConfig:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a table of settings at the top level.")
-    return StudyConfig.from_dict(data, source=str(path))
+    config = StudyConfig.from_dict(data, source=str(path))
+    return _paths_relative_to(config, path.parent)
+
+
+PATH_KEYS = ("model", "identify_corpus", "bpb_corpus")
+"""Config keys that may name a file or directory (besides the values of ``choice_files``)."""
+
+
+def _paths_relative_to(config: StudyConfig, base: Path) -> StudyConfig:
+    """Resolve relative file paths of a config file against the file's own folder, so a
+    config and its data can live together; names (``udhr``, ``gemma-3-270m``, hub ids) and
+    paths that exist from the working directory are left as they are."""
+
+    def resolve(value: str) -> str:
+        candidate = base / value
+        if Path(value).is_absolute() or Path(value).exists() or not candidate.exists():
+            return value
+        return str(candidate)
+
+    changes: dict[str, Any] = {key: resolve(getattr(config, key)) for key in PATH_KEYS}
+    changes["choice_files"] = {lang: resolve(f) for lang, f in config.choice_files.items()}
+    return dataclasses.replace(config, **changes)
 
 
 @dataclass
@@ -326,6 +403,7 @@ def _identify_stage(
     stage_file = atomic_write_text(
         out / "identify-stage.json", json.dumps(extra, indent=1, default=str) + "\n"
     )
+    checkpoint("identified")
     manifest.record("identify", key, [*outputs, stage_file], time.perf_counter() - started)
     return {"sets": sets, "reference": reference, **extra}
 
@@ -569,15 +647,21 @@ def _evaluate_stage(
         saved = _read_row(path, key)
         if saved is None:
             progress.message(f"{benchmark.name}: evaluating {row}")
-            if row == "none":
-                saved = {lang: benchmark.evaluate(lang) for lang in config.languages}
-            else:
-                neuron_set, lang, _ = rows[row]
-                with mask_neurons(
-                    loaded.model, neuron_set, languages=[lang], adapter=loaded.adapter
-                ):
-                    saved = {e: benchmark.evaluate(e) for e in config.languages}
-            atomic_write_text(path, json.dumps({"key": key, "row": row, "cells": saved}) + "\n")
+            saved = {}
+            masks = (
+                contextlib.nullcontext()
+                if row == "none"
+                else mask_neurons(
+                    loaded.model, rows[row][0], languages=[rows[row][1]], adapter=loaded.adapter
+                )
+            )
+            with masks:
+                for lang in config.languages:
+                    saved[lang] = benchmark.evaluate(lang)
+                    checkpoint("eval-lang")
+            record = {"key": key, "row": row, "cells": saved, "sha256": _cells_sha256(saved)}
+            atomic_write_text(path, json.dumps(record) + "\n")
+            checkpoint("eval-row")
         files.append(path)
         for lang, units in saved.items():
             cells[(row, lang)] = units
@@ -592,13 +676,21 @@ def _set_key(neuron_set: Any, lang: str) -> dict[str, Any]:
     return {"site": neuron_set.site, "lang": lang, "neurons": neuron_set.layers(lang)}
 
 
+def _cells_sha256(cells: Any) -> str:
+    """Checksum of a row's numbers as written (``json.dumps`` round-trips them exactly)."""
+    return hashlib.sha256(json.dumps(cells).encode("utf-8")).hexdigest()
+
+
 def _read_row(path: Path, key: str) -> dict[str, Any] | None:
-    """A saved row when it is intact and was computed for ``key``; else ``None`` (recompute)."""
+    """A saved row when it is intact (its checksum matches) and was computed for ``key``;
+    else ``None`` (recompute): a truncated, edited or foreign file is never read."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    return data["cells"] if isinstance(data, dict) and data.get("key") == key else None
+    if not isinstance(data, dict) or data.get("key") != key or "cells" not in data:
+        return None
+    return data["cells"] if data.get("sha256") == _cells_sha256(data["cells"]) else None
 
 
 # ---- study.json -------------------------------------------------------------------------------
@@ -762,9 +854,12 @@ def run_study(
             results["sweep"] = _sweep_results(cells, stage, config)
     results["overlap"] = _overlap(stage["sets"], config.languages)
     results["notes"] = notes
-    results["stage_seconds"] = manifest.seconds()
+    seconds = manifest.seconds()  # this run's stages, in pipeline order (resumed or not)
+    order = ["identify", *(f"evaluate:{b.name}" for b in benchmarks)]
+    results["stage_seconds"] = {name: seconds[name] for name in order if name in seconds}
     results["seconds"] = time.perf_counter() - started
     results = _finite(json.loads(json.dumps(results, default=str)))
+    checkpoint("study-json")
     atomic_write_text(out / "study.json", json.dumps(results, indent=1, allow_nan=False) + "\n")
     report_path = None
     if report:

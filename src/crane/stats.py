@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from crane.errors import ConfigError
+from crane.faults import checkpoint
 from crane.io import atomic_write_bytes, atomic_write_text
 
 STATS_FORMAT = "crane-stats"
@@ -47,6 +48,11 @@ class LanguageStats:
     def add(self, name: str, value: torch.Tensor) -> None:
         """Add ``value`` (any float dtype) into accumulator ``name``."""
         value = value.detach().to(device="cpu", dtype=torch.float64)
+        if not torch.isfinite(value).all():
+            raise ConfigError(
+                f"The model produced NaN or infinite values for the statistic '{name}'; check "
+                "its weights, or load it in float32 (--dtype float32)."
+            )
         if name in self.tensors:
             self.tensors[name] += value
         else:
@@ -124,6 +130,7 @@ class Stats:
             "meta": self.meta,
         }
         atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=1, default=str) + "\n")
+        checkpoint(f"stats:{path.parent.parent.name}/{path.parent.name}/{path.name}")
         return path
 
     @classmethod

@@ -22,6 +22,7 @@ from crane.data.batching import TokenizedTexts, count_batches, pad_token_id, tok
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError
 from crane.evaluation.bpb import text_nats
+from crane.faults import checkpoint
 from crane.intervene import mask_neurons
 from crane.models.adapters import Adapter, get_adapter
 from crane.neurons import NeuronSet
@@ -144,6 +145,7 @@ def verify_candidates(
 ) -> tuple[NeuronSet, dict[str, LanguageReport]]:
     """Select each language's neurons from ``scores`` and keep only groups whose masking
     measurably hurts that language more than the others (see module docstring)."""
+    checkpoint("select")
     options = (options or VerifyOptions()).validate()
     adapter = adapter or get_adapter(model)
     progress = progress or NullProgress()
@@ -178,6 +180,7 @@ def verify_candidates(
             report.tests += 1
             report.forward_passes += evaluator.passes(list(delta))
             progress.advance(1)
+            checkpoint("verify")
             if _passes(delta, lang, options.ratio):
                 report.passed_groups += 1
                 kept += group

@@ -36,3 +36,21 @@ def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(ConfigError, match="writable output directory"):
         atomic_write_text(blocker / "inside.json", "{}")
+
+
+def test_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from crane.io import _HOST
+
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()  # its pid is now free: a writer killed before its rename
+    dead = tmp_path / f".a.json.{_HOST}.{done.pid}.x1y2.tmp"
+    alive = tmp_path / f".a.json.{_HOST}.{os.getppid()}.z3.tmp"  # a writer still running
+    other_host = tmp_path / f".a.json.elsewhere.{done.pid}.q4.tmp"  # not ours to judge
+    for path in (dead, alive, other_host):
+        path.write_bytes(b"partial")
+    atomic_write_text(tmp_path / "b.json", "{}\n")  # any write into the folder sweeps it
+    assert not dead.exists()
+    assert alive.exists() and other_host.exists()

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from crane.errors import UnsupportedModelError
+from crane.errors import ModelLoadError, UnsupportedModelError
 
 
 def _text_config(model: nn.Module) -> Any:
@@ -83,8 +83,15 @@ def gold_logits(model: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -
 
 @torch.no_grad()
 def check_head(model: nn.Module, inputs: dict[str, torch.Tensor]) -> None:
-    """Raise :class:`UnsupportedModelError` unless body + head reproduce ``model(...).logits``."""
+    """Raise :class:`UnsupportedModelError` unless body + head reproduce ``model(...).logits``
+    (and :class:`ModelLoadError` when those logits are not finite: NaN weights, fp16 overflow)."""
     reference = model(**inputs, use_cache=False).logits
+    if not torch.isfinite(reference).all():
+        raise ModelLoadError(
+            "The model's logits on a short probe input contain NaN or infinite values, so every "
+            "statistic would be garbage; check its weights, or load it in float32 "
+            "(--dtype float32)."
+        )
     hidden = final_hidden(model, inputs["input_ids"], inputs.get("attention_mask"))
     ours = output_logits(model, hidden)
     targets = inputs["input_ids"][0]

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,11 +299,11 @@ def _load_gguf(path: Path, kwargs: dict[str, Any], progress: StatusCallback) -> 
         gguf_kwargs["dtype"] = torch.float32  # dequantised weights: float32 loses nothing
     try:
         return load_gguf(path, progress=progress, **gguf_kwargs)
-    except (ValueError, KeyError, NotImplementedError) as err:
+    except (ValueError, KeyError, NotImplementedError, IndexError, struct.error, EOFError) as err:
         raise ModelLoadError(
-            f"transformers cannot load the GGUF file {path} ({_first_line(err)}); its "
-            "architecture or quantisation type may be unsupported: load the model's original "
-            "checkpoint instead."
+            f"transformers cannot load the GGUF file {path} ({_first_line(err)}); the file "
+            "may be truncated or corrupt, or its architecture or quantisation type unsupported: "
+            "download it again or load the model's original checkpoint instead."
         ) from err
 
 

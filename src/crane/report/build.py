@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from crane.errors import ConfigError
+from crane.faults import checkpoint
 from crane.io import atomic_write_bytes, atomic_write_text
 from crane.report.figures import (
     as_dict,
@@ -73,6 +74,7 @@ def build_report(run_dir: str | Path, *, results: dict[str, Any] | None = None) 
     written: set[Path] = set()
     for fig_id, _, png in figures:
         written.add(atomic_write_bytes(out / f"{fig_id}.png", png))
+    checkpoint("report")
     for name, text in tables.items():
         written.add(atomic_write_text(tables_dir / name, text))
     _remove_stale(out, "*.png", _FIGURE_PREFIXES, written)
