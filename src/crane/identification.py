@@ -10,6 +10,7 @@ Run directory layout::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -19,8 +20,9 @@ from typing import Any
 
 from crane.collect import RelevanceOptions, collect_relevance
 from crane.data.corpus import Corpus
-from crane.errors import ConfigError, LanguageError
+from crane.errors import ConfigError, CraneError, LanguageError
 from crane.io import atomic_write_text
+from crane.manifest import Manifest, inputs_key
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
@@ -142,6 +144,13 @@ def identify(
         options.budget.for_language(lang, loaded.shape.n_neurons)
     collect_corpus, verify_corpus = _collection_split(corpus, options)
     stats = _relevance_stats(loaded, collect_corpus, options, out, progress)
+    stage = f"identify-method:{options.method_name}"
+    key = _result_key(loaded, options, stats, collect_corpus, verify_corpus)
+    if out is not None:
+        reused = _reuse_result(out, stage, key, options.method_name, stats)
+        if reused is not None:
+            progress.message(f"{options.method_name}: reusing the finished sets in {out}")
+            return reused
     scores = SCORERS["crane"](
         stats,
         score=options.score,
@@ -181,7 +190,62 @@ def identify(
             "seconds": result.seconds,
         }
         atomic_write_text(out / f"identify-{name}.json", json.dumps(report, indent=1, default=str))
+        Manifest(out).record(
+            stage, key, [out / f"neurons-{name}.json", out / f"identify-{name}.json"],
+            result.seconds,
+        )
     return result
+
+
+def _stats_digest(stats: Stats) -> str:
+    """sha256 over every language's counts and accumulator bytes (sorted names)."""
+    digest = hashlib.sha256()
+    for lang in sorted(stats.language_codes):
+        digest.update(json.dumps([lang, stats[lang].counts], sort_keys=True).encode())
+        for name in sorted(stats[lang].tensors):
+            digest.update(name.encode())
+            digest.update(stats[lang].tensors[name].contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _result_key(
+    loaded: LoadedModel,
+    options: IdentifyOptions,
+    stats: Stats,
+    collect_corpus: Corpus,
+    verify_corpus: Corpus | None,
+) -> str:
+    """What a relevance method's sets depend on: options, model weights, the verification texts
+    and the merged statistics (which stand for the collection texts and their shards)."""
+    chosen = asdict(options)
+    chosen["budget"].pop("source", None)  # the matched file's path: its sizes are what counts
+    return inputs_key(
+        {
+            "options": _jsonable(chosen),
+            "model": {k: loaded.source.get(k) for k in ("sha256", "dtype", "device")},
+            "collect": collect_corpus.provenance.get("sha256"),
+            "verify": verify_corpus.provenance.get("sha256") if verify_corpus else None,
+            "stats": _stats_digest(stats),
+        }
+    )
+
+
+def _reuse_result(
+    out: Path, stage: str, key: str, name: str, stats: Stats
+) -> IdentifyResult | None:
+    """The finished sets and verification reports of an earlier run with the same inputs, when
+    the manifest vouches for them (outputs intact); ``None`` otherwise."""
+    if not Manifest(out).complete(stage, key):
+        return None
+    try:
+        neurons = NeuronSet.load(out / f"neurons-{name}.json")
+        report = json.loads((out / f"identify-{name}.json").read_text(encoding="utf-8"))
+        reports = {
+            lang: LanguageReport(**r) for lang, r in (report.get("verification") or {}).items()
+        }
+    except (CraneError, OSError, ValueError, TypeError):
+        return None  # recorded but unreadable: compute again
+    return IdentifyResult(neurons, stats, reports, float(report.get("seconds", 0.0)))
 
 
 @dataclass

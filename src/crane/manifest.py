@@ -39,21 +39,27 @@ class Manifest:
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "manifest.json"
-        self.stages: dict[str, dict[str, Any]] = {}
-        if self.path.exists():
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                data = {}  # an unreadable manifest: every stage is redone
-            if not isinstance(data, dict):
-                data = {}  # not a manifest at all: likewise
-            if data.get("format") not in (None, FORMAT):
-                raise ConfigError(
-                    f"{self.path} was written by an incompatible version ({data.get('format')}); "
-                    "use a new run directory."
-                )
-            stages = data.get("stages", {})
-            self.stages = dict(stages) if isinstance(stages, dict) else {}
+        self.stages: dict[str, dict[str, Any]] = self._read()
+        self._mine: set[str] = set()
+        """Stages this object recorded: on rewrite they win, every other stage is read again."""
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        """The stages recorded on disk (none when the file is missing or unreadable)."""
+        if not self.path.exists():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            data = {}  # an unreadable manifest: every stage is redone
+        if not isinstance(data, dict):
+            data = {}  # not a manifest at all: likewise
+        if data.get("format") not in (None, FORMAT):
+            raise ConfigError(
+                f"{self.path} was written by an incompatible version ({data.get('format')}); "
+                "use a new run directory."
+            )
+        stages = data.get("stages", {})
+        return dict(stages) if isinstance(stages, dict) else {}
 
     def complete(self, stage: str, key: str) -> bool:
         """Whether ``stage`` finished with inputs ``key`` and its outputs are intact."""
@@ -70,7 +76,13 @@ class Manifest:
         return True
 
     def record(self, stage: str, key: str, outputs: list[Path], seconds: float) -> None:
-        """Mark ``stage`` complete with the hashes of ``outputs`` (paths inside the run dir)."""
+        """Mark ``stage`` complete with the hashes of ``outputs`` (paths inside the run dir).
+
+        Stages another writer recorded in the meantime (e.g. identification inside a study)
+        are kept: the file is read again before it is rewritten."""
+        self._mine.add(stage)
+        on_disk = self._read()
+        self.stages = {**on_disk, **{name: self.stages[name] for name in self._mine if name in self.stages}}
         self.stages[stage] = {
             "key": key,
             "outputs": {

@@ -41,7 +41,7 @@ IDENTIFY_CHAIN = [
     ("verify:2", "verification: after the second group test"),
     ("write:neurons-crane.json", "inside the atomic write of the first neuron set"),
     ("stats:activations/zh/shard-00000.texts.safetensors", "half an activation shard"),
-    ("select:4", "selection of the last activation baseline"),
+    ("select:2", "selection of the last activation baseline (crane and gradxact are reused)"),
 ]
 STUDY_CHAIN = [
     ("stats:stats/zh/*", "collection: every relevance shard of crane done"),
@@ -156,9 +156,10 @@ def _stages(out: Path) -> dict[str, Any]:
 TIMING_KEYS = {"seconds", "stage_seconds", "method_seconds"}
 
 
-def _comparable(out: Path) -> dict[str, Any]:
+def _comparable(out: Path, *also: Path) -> dict[str, Any]:
     """Every file of a run directory, with timing fields removed and the directory's own path
-    (recorded in provenance, e.g. a ``match:`` budget's source) replaced by a placeholder."""
+    (recorded in provenance, e.g. a ``match:`` budget's source) replaced by a placeholder, as
+    are the ``also`` paths (where a copied run directory came from: its reused sets record it)."""
 
     def drop_timing(value: Any) -> Any:
         if isinstance(value, dict):
@@ -172,7 +173,9 @@ def _comparable(out: Path) -> dict[str, Any]:
         name = str(path.relative_to(out))
         data = path.read_bytes()
         if path.suffix in (".json", ".html", ".csv"):
-            text = data.decode("utf-8").replace(str(out), "<RUN>")
+            text = data.decode("utf-8")
+            for directory in (out, *also):
+                text = text.replace(str(directory), "<RUN>")
             if name == "manifest.json":  # hashes of files that hold the directory's path
                 files[name] = {
                     stage: (entry["key"], sorted(entry["outputs"]))
@@ -190,7 +193,7 @@ def _comparable(out: Path) -> dict[str, Any]:
 
 
 def _assert_same_outputs(got: Path, want: Path) -> None:
-    a, b = _comparable(got), _comparable(want)
+    a, b = _comparable(got, want), _comparable(want)
     assert sorted(a) == sorted(b), "different files: " + str(set(a) ^ set(b))
     for name in a:
         assert a[name] == b[name], f"{name} differs from the uninterrupted run's"
