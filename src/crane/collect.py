@@ -39,7 +39,8 @@ from crane.data.corpus import Corpus
 from crane.errors import ConfigError, LanguageError
 from crane.models.adapters import Adapter, get_adapter
 from crane.models.head import final_hidden, gold_logits, output_logits
-from crane.models.sites import check_site, model_shape, site_hooks
+from crane.models.placement import input_device
+from crane.models.sites import check_site, decoder_layers, model_shape, site_hooks
 from crane.progress import NullProgress, Progress
 from crane.stats import LanguageStats, Stats, merge_all, read_sidecar
 
@@ -60,6 +61,10 @@ class RelevanceOptions:
         max_length: tokens per window (long texts are cut into windows).
         batch_size, batch_tokens: most windows and most padded tokens per batch.
         shard_texts: texts per saved shard (the unit of resumption).
+        checkpoint: recompute each decoder layer's forward during the backward pass instead of
+            keeping its intermediate tensors (:func:`checkpointed_layers`); the statistics are
+            the same (bit for bit on the CPU), so it is not recorded in the shards' meta and a
+            run resumes across it.
     """
 
     site: str = "down_in"
@@ -69,6 +74,7 @@ class RelevanceOptions:
     batch_size: int = 16
     batch_tokens: int = 1024
     shard_texts: int = 64
+    checkpoint: bool = False
 
     def validate(self) -> RelevanceOptions:
         check_site(self.site)
@@ -87,7 +93,7 @@ class RelevanceOptions:
 # ---- the explained quantity ---------------------------------------------------------------
 def explained(model: nn.Module, batch: Batch, target: str) -> torch.Tensor:
     """f for one batch (a scalar with a graph): summed gold logits or gold log-probabilities."""
-    device = next(model.parameters()).device
+    device = input_device(model)  # not next(parameters()): meta when offloaded (device_map)
     hidden = final_hidden(model, batch.input_ids.to(device), batch.attention_mask.to(device))
     scored = (batch.labels != IGNORE).to(hidden.device)
     h = hidden[scored]
@@ -113,6 +119,43 @@ def _input_leaf(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         handle.remove()
+
+
+@contextlib.contextmanager
+def checkpointed_layers(model: nn.Module, adapter: Adapter) -> Iterator[None]:
+    """Gradient checkpointing of every decoder layer (``torch.utils.checkpoint``, non-reentrant)
+    while the block runs; the layers' ``forward`` is restored on exit.
+
+    Under gradients a layer keeps only its inputs; its forward runs again during the backward
+    pass to rebuild what the backward step needs. Hooks inside the layer (neuron sites, AttnLRP
+    rules) fire again then, on new tensors that receive no gradient: the relevance is read from
+    the tensors of the first forward, so nothing is counted twice, and the rules recompute the
+    same values. Offloaded weights (accelerate) are loaded again for the recomputation. Model
+    in eval mode, unlike transformers' ``gradient_checkpointing_enable`` (training mode only).
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    layers = decoder_layers(model, adapter)
+    wrapped: list[tuple[nn.Module, Any]] = []
+    try:
+        for layer in layers:
+            inner = layer.forward  # the instance's own (accelerate's wrapper) or the class's
+
+            def forward(*args: Any, _inner: Callable[..., Any] = inner, **kwargs: Any) -> Any:
+                if not torch.is_grad_enabled():
+                    return _inner(*args, **kwargs)
+                return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+
+            previous = vars(layer).get("forward")
+            object.__setattr__(layer, "forward", forward)
+            wrapped.append((layer, previous))
+        yield
+    finally:
+        for layer, previous in reversed(wrapped):
+            if previous is None:
+                vars(layer).pop("forward", None)
+            else:
+                object.__setattr__(layer, "forward", previous)
 
 
 def _relevance_context(model: nn.Module, adapter: Adapter, method: str) -> contextlib.AbstractContextManager[Any]:
@@ -142,7 +185,7 @@ def batch_relevance(
         if not firsts:
             firsts.append(a)
 
-        def reduce(g: torch.Tensor, a: torch.Tensor = a.detach(), layer: int = layer) -> None:
+        def reduce(g: torch.Tensor, a: torch.Tensor = a.detach(), layer: int = layer) -> None:  # noqa: B008 (binds this layer's tensor)
             rows[layer] = torch.einsum("btf,btf->bf", a.float(), g.float())
 
         a.register_hook(reduce)
@@ -222,7 +265,7 @@ def shard_meta(
     """What a shard was computed from; a saved shard is reused only when this matches."""
     return {
         "kind": kind,
-        "options": asdict(options),
+        "options": {k: v for k, v in asdict(options).items() if k != "checkpoint"},
         "model": {k: model_id.get(k) for k in ("spec", "kind", "sha256", "revision", "dtype")},
         "language": language,
         "shard": index,
@@ -388,7 +431,10 @@ def collect_relevance(
             accumulate_relevance(stats, rel, batch)
         return {"": Stats({lang: stats})}
 
-    with _relevance_context(model, adapter, options.method):
+    recompute: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if options.checkpoint:
+        recompute = checkpointed_layers(model, adapter)
+    with _relevance_context(model, adapter, options.method), recompute:
         results = run_shards(
             tokenizer,
             corpus,

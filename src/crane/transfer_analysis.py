@@ -17,12 +17,11 @@ from typing import Any
 
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError
-from crane.evaluation.chat import DEFAULT_CHAT_PROMPT, chat_prefix_ids
 from crane.evaluation.bpb import MaskingMatrix, masking_matrix
+from crane.evaluation.chat import DEFAULT_CHAT_PROMPT, chat_prefix_ids
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
 from crane.progress import Progress
-
 
 CHAT_TEMPLATE_CHOICES = ("none", "b", "both")
 """Which models read each evaluated text inside their chat template."""

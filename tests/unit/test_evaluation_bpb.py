@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 import transformers as T
+from tiny_tokenizer import make_tiny_tokenizer
 
 from crane.data.corpus import Corpus
 from crane.errors import LanguageError, NeuronSetError
 from crane.evaluation.bpb import NONE, bits_per_byte, masking_matrix
 from crane.intervene import mask_neurons
 from crane.neurons import NeuronSet
-from tiny_tokenizer import make_tiny_tokenizer
 
 TEXTS = [
     "All human beings are born free and equal in dignity and rights.",

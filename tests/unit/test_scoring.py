@@ -44,7 +44,7 @@ def test_margin_matches_hand_computation() -> None:
     chosen = select_top(scores, Budget(count=2), site="down_in")
     assert chosen.size("en") == chosen.size("zh") == 2
     assert 7 in chosen.layers("en")[1] and 3 in chosen.layers("zh")[2]
-    flat = [l * 40 + j for l, ix in chosen.layers("en").items() for j in ix]
+    flat = [layer * 40 + j for layer, ix in chosen.layers("en").items() for j in ix]
     assert sorted(flat) == sorted(expected[:2])
     assert chosen.meta["method"] == "crane" and chosen.meta["options"]["quantile"] == 0.9
 

@@ -17,12 +17,19 @@ import pandas as pd
 import torch
 from torch import nn
 
-from crane.data.batching import TokenizedTexts, count_batches, iter_batches, pad_token_id, tokenize_texts
+from crane.data.batching import (
+    TokenizedTexts,
+    count_batches,
+    iter_batches,
+    pad_token_id,
+    tokenize_texts,
+)
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError, LanguageError
 from crane.intervene import mask_neurons
 from crane.models.adapters import Adapter, get_adapter
 from crane.models.head import final_hidden, output_logits
+from crane.models.placement import input_device
 from crane.models.sites import model_shape
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
@@ -72,8 +79,7 @@ def _scored_nll(model: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -
 
 
 def _device(model: nn.Module) -> torch.device:
-    device = getattr(model, "device", None)
-    return device if isinstance(device, torch.device) else next(model.parameters()).device
+    return input_device(model)  # not model.device: meta when the embeddings are offloaded
 
 
 @torch.no_grad()
@@ -220,7 +226,7 @@ def masking_matrix(
     """
     adapter = adapter or get_adapter(model)
     shape = model_shape(model, adapter)
-    for name, neuron_set in masks.items():
+    for neuron_set in masks.values():
         neuron_set.check_fits(shape)
     rows = mask_rows(masks, random_controls, seed, shape.d_ff)
     languages = corpus.languages
