@@ -46,7 +46,15 @@ from crane.errors import ConfigError
 from crane.methods import ACTIVATION_METHODS, METHODS, RELEVANCE_SCORED
 from crane.models.adapters import Adapter, get_adapter
 from crane.models.head import final_hidden
-from crane.models.sites import check_site, decoder_layers, down_proj_weight, model_shape, site_hooks
+from crane.models.placement import input_device, materialized
+from crane.models.sites import (
+    check_site,
+    decoder_layers,
+    down_proj,
+    down_proj_weight,
+    model_shape,
+    site_hooks,
+)
 from crane.neurons import NeuronSet
 from crane.progress import Progress
 from crane.stats import LanguageStats, Stats, merge_all
@@ -96,9 +104,11 @@ class ActivationStats(Stats):
 def down_norms(model: nn.Module, adapter: Adapter) -> torch.Tensor:
     """‖W_down[:, j]‖₂ per layer and neuron: ``[n_layers, d_ff]`` float32 (CPU)."""
     layers = decoder_layers(model, adapter)
-    return torch.stack(
-        [down_proj_weight(layer, adapter).detach().float().norm(dim=0).cpu() for layer in layers]
-    )
+    norms = []
+    for layer in layers:
+        with materialized(down_proj(layer, adapter)):  # offloaded weights (device_map) load here
+            norms.append(down_proj_weight(layer, adapter).detach().float().norm(dim=0).cpu())
+    return torch.stack(norms)
 
 
 REDUCTIONS = ("pos", "sum", "sq", "abs")
@@ -114,7 +124,7 @@ def batch_activations(
     Reductions happen inside the hooks (on the model's device), so no per-token tensor of all
     layers is kept.
     """
-    device = next(model.parameters()).device
+    device = input_device(model)
     mask = batch.attention_mask.to(device)
     out: dict[str, list[torch.Tensor | None]] = {k: [None] * n_layers for k in REDUCTIONS}
 

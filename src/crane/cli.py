@@ -295,6 +295,13 @@ def identify_cmd(
         int, typer.Option(help="Texts per saved statistics shard (unit of resumption and of "
                           "data-parallel work).")
     ] = 64,
+    gradient_checkpointing: Annotated[
+        bool,
+        typer.Option(
+            help="Recompute each layer's forward in the backward pass of relevance collection: "
+            "less memory for long texts, about one more forward of time, the same statistics."
+        ),
+    ] = False,
     dtype: DtypeOpt = "float32",
     device: DeviceOpt = "cpu",
     trust_remote_code: TrustOpt = False,
@@ -331,7 +338,7 @@ def identify_cmd(
     options = IdentifyOptions(
         relevance=RelevanceOptions(
             site=site, target=target, max_length=max_length, batch_size=batch_size,
-            batch_tokens=batch_tokens, shard_texts=shard_texts,
+            batch_tokens=batch_tokens, shard_texts=shard_texts, checkpoint=gradient_checkpointing,
         ).validate(),
         score=score, quantile=quantile, profile=profile, normalize=normalize,
         verify=verify, max_texts=max_texts, max_tokens=max_tokens,

@@ -219,6 +219,7 @@ def _result_key(
     and the merged statistics (which stand for the collection texts and their shards)."""
     chosen = asdict(options)
     chosen["budget"].pop("source", None)  # the matched file's path: its sizes are what counts
+    chosen["relevance"].pop("checkpoint", None)  # how memory is saved, not what is computed
     return inputs_key(
         {
             "options": _jsonable(chosen),

@@ -21,6 +21,7 @@ from torch import nn
 
 from crane.errors import ConfigError, NeuronSetError
 from crane.models.adapters import Adapter, get_adapter
+from crane.models.placement import input_device, module_device
 from crane.models.sites import check_site, decoder_layers, model_shape, site_hooks, site_module
 from crane.neurons import LayerIndices, NeuronSet
 
@@ -86,15 +87,17 @@ def mask_neurons(
     keep: dict[int, torch.Tensor] = {}
     fill: dict[int, torch.Tensor] = {}
     for layer, indices in layer_indices.items():
-        param = next(site_module(layers[layer], adapter, "down_in").parameters())
-        index = torch.tensor(indices, dtype=torch.long, device=param.device)
-        k = torch.ones(shape.d_ff, dtype=param.dtype, device=param.device)
+        module = site_module(layers[layer], adapter, "down_in")
+        param = next(module.parameters())  # its dtype; its device may be meta (offloaded)
+        device = module_device(module)  # where the layer runs (accelerate's execution device)
+        index = torch.tensor(indices, dtype=torch.long, device=device)
+        k = torch.ones(shape.d_ff, dtype=param.dtype, device=device)
         k[index] = alpha if mode == "scale" else 0.0
         keep[layer] = k
         if mode == "mean":
             assert means is not None
-            f = torch.zeros(shape.d_ff, dtype=param.dtype, device=param.device)
-            f[index] = means[layer].to(device=param.device, dtype=param.dtype)[index]
+            f = torch.zeros(shape.d_ff, dtype=param.dtype, device=device)
+            f[index] = means[layer].to(device=device, dtype=param.dtype)[index]
             fill[layer] = f
 
     def apply(layer: int, x: torch.Tensor) -> torch.Tensor:
@@ -135,7 +138,7 @@ def site_means(
         for batch in batches:
             weights["mask"] = batch["attention_mask"]
             count += int(batch["attention_mask"].sum())
-            device = next(model.parameters()).device
+            device = input_device(model)
             model(
                 input_ids=batch["input_ids"].to(device),
                 attention_mask=batch["attention_mask"].to(device),

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from crane.errors import ConfigError
+from crane.models.placement import input_device
 from crane.progress import NullProgress, Progress
 
 Identifier = Callable[[str], str]
@@ -80,7 +81,7 @@ def generate_greedy(
     """Greedy continuations (decoded, prompt removed) of ``prompts``, left-padded in batches,
     each prompt preceded by BOS when the tokenizer has one."""
     progress = progress or NullProgress()
-    device = next(model.parameters()).device
+    device = input_device(model)  # not next(parameters()): meta when offloaded
     bos = getattr(tokenizer, "bos_token_id", None)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad is None:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from crane.errors import UnsupportedModelError
+from crane.models.placement import module_device
 
 NormFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 """``fn(module, x) -> tensor``: the replacement method, called with the norm module as ``self``."""
@@ -273,7 +274,8 @@ def verify_rule(
         )
     param = next(module.parameters(), None)
     if param is not None:
-        dtype, device = param.dtype, param.device
+        dtype = param.dtype
+        device = module_device(module)  # not param.device: meta when offloaded (device_map)
     generator = torch.Generator().manual_seed(0)
     x = (torch.randn((2, 3, *shape), generator=generator) + 0.5).to(device=device, dtype=dtype)
     reference = module.forward(x)

@@ -34,6 +34,7 @@ from crane.lrp.families import LXT_CHECKED, unsupported_reason
 from crane.lrp.functions import identity_rule, scale_gradient, scale_gradient_columns
 from crane.lrp.norms import NormRule, install_rule, is_norm, norm_rule, verify_rule
 from crane.models.adapters import Adapter, get_adapter, resolve
+from crane.models.placement import input_device
 from crane.models.sites import down_proj, site_module
 
 Q_DIVISOR = 4.0
@@ -194,7 +195,7 @@ def plan_attnlrp(model: nn.Module, adapter: Adapter | None = None) -> LrpPlan:
     layers, scope, scope_path = _layers_and_scope(model, adapter)
     param = next(model.parameters(), None)
     dtype = param.dtype if param is not None else torch.float32
-    device = param.device if param is not None else torch.device("cpu")
+    device = input_device(model)  # param.device is meta when offloaded (device_map)
 
     activations: dict[int, nn.Module] = {}
     downs: dict[int, nn.Module] = {}

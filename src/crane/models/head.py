@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from crane.errors import ModelLoadError, UnsupportedModelError
+from crane.models.placement import materialized, module_device
 
 
 def _text_config(model: nn.Module) -> Any:
@@ -63,7 +64,7 @@ def final_hidden(
 def output_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """Full-vocabulary logits ``[..., V]`` from final hidden states ``[..., d_model]``."""
     head = output_head(model)
-    return _postprocess(model, head(hidden.to(head.weight.device)))
+    return _postprocess(model, head(hidden.to(module_device(head))))
 
 
 def gold_logits(model: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -73,11 +74,13 @@ def gold_logits(model: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -
     matrix (the same numbers as ``output_logits(...)[range(N), targets]``).
     """
     head = output_head(model)
-    rows = head.weight[targets.to(head.weight.device)]  # [N, d]
+    with materialized(head):  # an offloaded head (device_map) holds its weight on meta
+        rows = head.weight[targets.to(head.weight.device)]  # [N, d], a copy
+        bias = getattr(head, "bias", None)
+        bias = bias[targets.to(bias.device)] if bias is not None else None
     raw = (hidden.to(rows.device) * rows).sum(dim=-1)
-    bias = getattr(head, "bias", None)
     if bias is not None:
-        raw = raw + bias[targets.to(bias.device)]
+        raw = raw + bias
     return _postprocess(model, raw)
 
 

@@ -76,8 +76,11 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        """The device of the model's first parameter (the input device)."""
-        return next(self.model.parameters()).device
+        """The input device: where the input embeddings run (accelerate's execution device
+        when they are offloaded, whose parameters are on ``meta``)."""
+        from crane.models.placement import input_device
+
+        return input_device(self.model)
 
 
 def load_model(

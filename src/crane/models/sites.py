@@ -173,7 +173,9 @@ def _probe_inputs(model: nn.Module) -> dict[str, torch.Tensor]:
     config = getattr(model, "config", None)
     text_config = getattr(config, "text_config", None) or config
     vocab = int(getattr(text_config, "vocab_size", 8) or 8)
-    device = next(model.parameters()).device
+    from crane.models.placement import input_device  # late: keeps this module's imports small
+
+    device = input_device(model)
     ids = torch.arange(1, 6, device=device).remainder(max(vocab - 1, 1)).add(1).unsqueeze(0)
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
