@@ -698,7 +698,7 @@ def main(argv: list[str] | None = None) -> None:
     except CraneError as exc:
         from rich.markup import escape
 
-        message = escape(str(exc))  # paths and values may hold [brackets]
+        message = escape(" ".join(str(exc).splitlines()))  # one line; [brackets] kept
         err_console.print(f"[bold red]error[/bold red]: {message}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:

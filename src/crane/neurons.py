@@ -74,7 +74,7 @@ class NeuronSet:
                 f"Neuron set site '{self.site}' is unknown; use one of: {', '.join(SITES)}."
             )
         self.neurons = {
-            str(lang): _clean_layers(layers, f"language '{lang}'")
+            str(lang): _clean_layers(layers, f"language {lang!r}")
             for lang, layers in self.neurons.items()
         }
         if self.n_layers is not None and self.d_ff is not None:
@@ -89,7 +89,7 @@ class NeuronSet:
         """layer → indices for one language."""
         if language not in self.neurons:
             raise NeuronSetError(
-                f"Neuron set has no language '{language}'; it has: {', '.join(self.languages)}."
+                f"Neuron set has no language {language!r}; it has: {', '.join(self.languages)}."
             )
         return self.neurons[language]
 
@@ -145,12 +145,12 @@ class NeuronSet:
             for layer, indices in layers.items():
                 if layer >= n_layers:
                     raise NeuronSetError(
-                        f"Neuron set language '{lang}' uses layer {layer}, but {what} has "
+                        f"Neuron set language {lang!r} uses layer {layer}, but {what} has "
                         f"{n_layers} layers; use a neuron set made for this model."
                     )
                 if indices and indices[-1] >= d_ff:
                     raise NeuronSetError(
-                        f"Neuron set language '{lang}' uses neuron {indices[-1]} in layer {layer}, "
+                        f"Neuron set language {lang!r} uses neuron {indices[-1]} in layer {layer}, "
                         f"but {what} has MLP width {d_ff}; use a neuron set made for this model."
                     )
 
@@ -317,7 +317,7 @@ class NeuronSet:
         neurons = {}
         for lang, mask in masks.items():
             if mask.dim() != 2:
-                raise NeuronSetError(f"{where}: mask '{lang}' is not [n_layers, d_ff].")
+                raise NeuronSetError(f"{where}: mask {lang!r} is not [n_layers, d_ff].")
             layers, idx = torch.nonzero(mask, as_tuple=True)
             per_layer: dict[int, list[int]] = {}
             for layer, j in zip(layers.tolist(), idx.tolist(), strict=True):
