@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-import crane.data.choice_files as choice_files
+import crane.data.continuation as continuation
 from crane.data.builtin import GettextUnavailable
 from crane.data.choice_files import (
     ChoiceItem,
@@ -148,7 +148,7 @@ def test_split_half() -> None:
 def _check_parallel(choice_set: ChoiceSet, n_choices: int) -> None:
     langs = choice_set.languages
     records = choice_set.provenance["items"]
-    messages, _ = choice_files._parallel_source(list(choice_files.BUILTIN_LANGUAGES))
+    messages, _ = continuation._parallel_source(list(continuation.BUILTIN_LANGUAGES))
     counts = {len(choice_set[lang]) for lang in langs}
     assert counts == {len(records)}
     for n, record in enumerate(records):
@@ -158,7 +158,7 @@ def _check_parallel(choice_set: ChoiceSet, n_choices: int) -> None:
         assert {it.answer for it in items} == {record["answer"]}
         assert record["choice_sources"][record["answer"]] == record["source_index"]
         for lang, item in zip(langs, items, strict=True):
-            k = choice_files.BUILTIN_LANGUAGES.index(lang)
+            k = continuation.BUILTIN_LANGUAGES.index(lang)
             assert len(item.choices) == n_choices
             assert len(set(item.choices)) == n_choices  # distinct continuations
             prompt, _ = split_half(messages[record["source_index"]][k], lang)
@@ -188,7 +188,7 @@ def test_builtin_set_falls_back_to_udhr(monkeypatch: pytest.MonkeyPatch) -> None
     def unavailable(*args: Any, **kwargs: Any) -> Any:
         raise GettextUnavailable("no catalogs here")
 
-    monkeypatch.setattr(choice_files, "gettext_corpus", unavailable)
+    monkeypatch.setattr(continuation, "gettext_corpus", unavailable)
     choice_set = builtin_continuation_set(n_items=10, n_choices=3, seed=1)
     assert choice_set.provenance["source"] == "udhr"
     assert choice_set.provenance["n_items"] == 10
