@@ -9,14 +9,17 @@ this host.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from crane.errors import ConfigError
-from crane.faults import checkpoint
+from crane.faults import checkpoint as kill_point
 
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
 
@@ -77,7 +80,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        checkpoint(f"write:{path.name}")  # kill-point tests: a complete temporary, no rename
+        kill_point(f"write:{path.name}")  # a complete temporary, no rename
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -89,6 +92,23 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """UTF-8 text version of :func:`atomic_write_bytes`."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(
+    path: str | Path,
+    data: Any,
+    *,
+    indent: int | None = 1,
+    sort_keys: bool = False,
+    default: Callable[[Any], Any] | None = str,
+    allow_nan: bool = True,
+) -> Path:
+    """Write ``data`` as JSON text and a final newline to ``path`` atomically
+    (:func:`atomic_write_bytes`); the keyword arguments go to :func:`json.dumps`."""
+    text = json.dumps(
+        data, indent=indent, sort_keys=sort_keys, default=default, allow_nan=allow_nan
+    )
+    return atomic_write_text(path, text + "\n")
 
 
 def check_output_dir(path: str | Path) -> Path:

@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import load_file, save
 
 from crane.errors import ConfigError
-from crane.faults import checkpoint
-from crane.io import atomic_write_bytes, atomic_write_text
+from crane.faults import checkpoint as kill_point
+from crane.io import atomic_write_bytes, atomic_write_json
 
 STATS_FORMAT = "crane-stats"
 STATS_VERSION = 1
@@ -129,8 +129,8 @@ class Stats:
             "counts": {lang: ls.counts for lang, ls in self.languages.items()},
             "meta": self.meta,
         }
-        atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=1, default=str) + "\n")
-        checkpoint(f"stats:{path.parent.parent.name}/{path.parent.name}/{path.name}")
+        atomic_write_json(sidecar_path(path), sidecar)
+        kill_point(f"stats:{path.parent.parent.name}/{path.parent.name}/{path.name}")
         return path
 
     @classmethod
