@@ -23,15 +23,8 @@ from torch import nn
 
 from crane.errors import ConfigError, ModelLoadError, UnsupportedModelError
 from crane.models.adapters import Adapter, get_adapter
-from crane.models.demo import (
-    DEMO_MODEL,
-    DEMO_NOTE,
-    MARKER_NAME,
-    demo_model_dir,
-    load_gguf,
-    quiet_transformers,
-    read_marker,
-)
+from crane.models.demo import DEMO_MODEL, DEMO_NOTE, MARKER_NAME, demo_model_dir, read_marker
+from crane.models.gguf import load_gguf, quiet_transformers
 from crane.models.sites import SITES, ModelShape, model_shape, validate_sites
 from crane.progress import StatusCallback
 
