@@ -29,16 +29,15 @@ import statistics
 import time
 
 import torch
+from _relevance import demo_corpus, load_line  # noqa: I001  (bench/ is not a package)
+from _results import machine, write_section
 
 from crane.collect import collect_relevance
 from crane.identification import IdentifyOptions, split_for_verification
+from crane.methods import get_method
 from crane.models.loading import load_model
 from crane.progress import NullProgress
-from crane.scoring.base import SCORERS
 from crane.verify import VerifyOptions, _Evaluator, verify_candidates
-
-from _relevance import demo_corpus, load_line  # noqa: I001  (bench/ is not a package)
-from _results import machine, write_section
 
 
 def main() -> None:
@@ -65,7 +64,7 @@ def main() -> None:
     stats = collect_relevance(
         model, tokenizer, collect.take(args.collect_texts), options=ident.relevance, adapter=adapter
     )
-    scores = SCORERS["crane"](
+    scores = get_method("crane").score(
         stats,
         score=ident.score,
         quantile=ident.quantile,

@@ -23,10 +23,11 @@ from crane.data.corpus import Corpus
 from crane.errors import ConfigError, CraneError, LanguageError
 from crane.io import atomic_write_text
 from crane.manifest import Manifest, inputs_key
+from crane.methods import get_method, registered_methods
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
-from crane.scoring import SCORERS, Budget, select_top
+from crane.scoring import Budget, select_top
 from crane.stats import Stats
 from crane.verify import LanguageReport, VerifyOptions, verify_candidates
 
@@ -51,8 +52,13 @@ class IdentifyOptions:
 
     @property
     def method_name(self) -> str:
-        """``crane`` with AttnLRP relevance, ``gradxact`` with plain gradient × activation."""
-        return "crane" if self.relevance.method == "attnlrp" else self.relevance.method
+        """The registered method of this relevance method (``crane`` for AttnLRP,
+        ``gradxact`` for plain gradient × activation)."""
+        return next(
+            spec.name
+            for spec in registered_methods()
+            if spec.relevance == self.relevance.method
+        )
 
 
 @dataclass
@@ -133,25 +139,41 @@ def identify(
     out_dir: str | Path | None = None,
     progress: Progress | None = None,
 ) -> IdentifyResult:
-    """Find each language's neurons on ``corpus`` (see the module docstring for outputs)."""
+    """Find each language's neurons on ``corpus`` by one relevance method (see the module
+    docstring for outputs): the last texts of each language are held out for verification."""
     options = options or IdentifyOptions()
+    if len(corpus.languages) < 2:
+        raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
+    fit, validation = _collection_split(corpus, options)
+    return _identify_relevance(loaded, fit, validation, options, out_dir, progress)
+
+
+def _identify_relevance(
+    loaded: LoadedModel,
+    fit: Corpus,
+    validation: Corpus | None,
+    options: IdentifyOptions,
+    out_dir: str | Path | None,
+    progress: Progress | None,
+) -> IdentifyResult:
+    """A relevance method's set: statistics on ``fit``, verified on ``validation`` when
+    ``options.verify`` (``validation`` is then required)."""
     progress = progress or NullProgress()
     started = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
-    if len(corpus.languages) < 2:
-        raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
-    for lang in corpus.languages:  # fail on a bad budget before any computation
+    spec = get_method(options.method_name)
+    for lang in fit.languages:  # fail on a bad budget before any computation
         options.budget.for_language(lang, loaded.shape.n_neurons)
-    collect_corpus, verify_corpus = _collection_split(corpus, options)
-    stats = _relevance_stats(loaded, collect_corpus, options, out, progress)
-    stage = f"identify-method:{options.method_name}"
-    key = _result_key(loaded, options, stats, collect_corpus, verify_corpus)
+    verify_corpus = validation if options.verify else None
+    stats = _relevance_stats(loaded, fit, options, out, progress)
+    stage = f"identify-method:{spec.name}"
+    key = _result_key(loaded, options, stats, fit, verify_corpus)
     if out is not None:
-        reused = _reuse_result(out, stage, key, options.method_name, stats)
+        reused = _reuse_result(out, stage, key, spec.name, stats)
         if reused is not None:
-            progress.message(f"{options.method_name}: reusing the finished sets in {out}")
+            progress.message(f"{spec.name}: reusing the finished sets in {out}")
             return reused
-    scores = SCORERS["crane"](
+    scores = spec.score(
         stats,
         score=options.score,
         quantile=options.quantile,
@@ -169,17 +191,18 @@ def identify(
         neurons = select_top(scores, options.budget, site=site)
     neurons.meta.update(
         {
-            "method": options.method_name,
+            "method": spec.name,
             "relevance": asdict(options.relevance),
             "model": loaded.source,
             "corpus": stats.meta.get("corpus"),
+            "texts": _texts_provenance(fit, validation),
             "counts": {lang: stats[lang].counts for lang in stats.language_codes},
             "verified": options.verify,
         }
     )
     result = IdentifyResult(neurons, stats, reports, time.perf_counter() - started)
     if out is not None:
-        name = options.method_name
+        name = spec.name
         neurons.save(out / f"neurons-{name}.json")
         report = {
             "method": name,
@@ -195,6 +218,20 @@ def identify(
             result.seconds,
         )
     return result
+
+
+def _texts_provenance(fit: Corpus, validation: Corpus | None) -> dict[str, Any]:
+    """Which texts a set was fitted (and validated) on: the same for every method of a run."""
+    return {
+        "fit": fit.provenance.get("sha256"),
+        "fit_texts": {lang: len(fit[lang]) for lang in fit.languages},
+        "validation": validation.provenance.get("sha256") if validation is not None else None,
+        "validation_texts": (
+            {lang: len(validation[lang]) for lang in validation.languages}
+            if validation is not None
+            else {}
+        ),
+    }
 
 
 def _stats_digest(stats: Stats) -> str:
@@ -274,19 +311,24 @@ def budget_plan(
     :func:`parse_budget`. Returns the ordered methods and ``budget_for(method, run_dir)``,
     a Budget or ``None`` for own sizes.
     """
-    from crane.methods import OWN_SIZE_METHODS
     from crane.scoring import parse_budget
 
     reference = budget[len("match:") :] if budget.startswith("match:") else None
+    controls = [m for m in methods if get_method(m).statistics == "control"]
+    methods = [m for m in methods if m not in controls] + controls  # a control copies a set
+    if controls:
+        reference_method(methods, budget)  # fails early when there is nothing to copy
     if reference is not None and reference in methods:
         methods = [reference, *(m for m in methods if m != reference)]
     else:
         reference = None
         parse_budget(reference_budget)
         if budget == "own":
-            if any(m not in OWN_SIZE_METHODS for m in methods):
+            own = [m for m in methods if get_method(m).has_own_size]
+            if any(not get_method(m).has_own_size for m in methods if m not in controls):
                 raise ConfigError(
-                    "--budget own (the method's own set size) applies to lape and plnd only."
+                    "--budget own (the method's own set size) applies to "
+                    f"{', '.join(own) or 'methods with an own size'} only."
                 )
         else:
             parse_budget(budget)  # a bad budget fails before any computation
@@ -298,7 +340,7 @@ def budget_plan(
                     "A budget matching another method of the run needs a run directory (--out)."
                 )
             return parse_budget(f"match:{out / f'neurons-{reference}.json'}")
-        if budget == "own" or (name == reference and name in OWN_SIZE_METHODS):
+        if budget == "own" or (name == reference and get_method(name).has_own_size):
             return None
         return parse_budget(reference_budget if name == reference else budget)
 
@@ -316,48 +358,69 @@ def identify_methods(
     progress: Progress | None = None,
     verify_methods: tuple[str, ...] | list[str] | None = None,
     reference_budget: str = "0.5%",
+    seed: int = 0,
+    method_options: dict[str, dict[str, Any]] | None = None,
 ) -> MethodsResult:
-    """Several methods on the same corpus: relevance methods (``crane``, ``gradxact``) through
-    :func:`identify` (verified unless ``options.verify`` is off); activation methods from
-    **one** shared forward pass of statistics (``RUN_DIR/activations``). Each set is saved as
-    ``RUN_DIR/neurons-<method>.json``. ``options`` supplies everything but the relevance
-    method and the budget (taken from ``methods`` and ``budget``, see :func:`budget_plan`);
-    ``verify_methods`` limits causal verification to those relevance methods (default: all,
-    when ``options.verify`` is on)."""
-    from crane.activations import select_with
-    from crane.methods import RELEVANCE_SCORED, parse_methods
+    """The one entry into identification: several methods on the same texts.
+
+    When ``options.verify`` is on, the last texts of each language are held out as the
+    *validation* split and every method, baselines included, is fitted on the rest (the same
+    texts for all, recorded in each set's ``texts`` provenance); verifiable methods
+    (:class:`crane.methods.MethodSpec`) confirm their candidates on the validation split
+    (``verify_methods`` limits which; default all). Relevance methods get their own statistics
+    (:func:`identify`'s shards); activation methods share **one** forward pass
+    (``RUN_DIR/activations``); the ``random`` control is a layer-matched copy (``seed``) of the
+    reference method's sets (the ``match:`` method, else the first method). Budgets follow
+    :func:`budget_plan`. ``method_options`` passes scorer options to activation methods
+    (e.g. ``{"plnd": {"top_number": 500}}``). Each set is saved as
+    ``RUN_DIR/neurons-<method>.json``.
+    """
+    from crane.methods import parse_methods
 
     methods, budget_for = budget_plan(parse_methods(",".join(methods)), budget, reference_budget)
     _check_before_work(loaded, corpus, methods, budget)
     base = options or IdentifyOptions()
     progress = progress or NullProgress()
     out = Path(out_dir) if out_dir is not None else None
+    fit, validation = _collection_split(corpus, base)
+    texts = _texts_provenance(fit, validation)
     result = MethodsResult({}, {}, {})
     activation_stats: Stats | None = None
     for name in methods:
+        spec = get_method(name)
         started = time.perf_counter()
         chosen = budget_for(name, out)
-        if name in RELEVANCE_SCORED:
-            run = identify(
-                loaded, corpus,
-                options=replace(_method_options(base, name, verify_methods), budget=chosen),
-                out_dir=out, progress=progress,
+        if spec.statistics == "control":
+            neurons = _control_set(result, methods, budget, loaded, seed)
+        elif spec.statistics == "relevance":
+            run = _identify_relevance(
+                loaded, fit, validation,
+                replace(_method_options(base, name, verify_methods), budget=chosen),
+                out, progress,
             )
             result.sets[name], result.reports[name] = run.neurons, run.reports
             result.stats[name] = run.stats
+            result.seconds[name] = time.perf_counter() - started
+            continue
         else:
             if activation_stats is None:
-                activation_stats = _activation_stats(loaded, corpus, base, out, progress)
+                activation_stats = _activation_stats(loaded, fit, base, out, progress)
             if chosen is not None:
                 for lang in activation_stats.language_codes:
                     chosen.for_language(lang, loaded.shape.n_neurons)
             result.stats[name] = activation_stats
-            neurons = select_with(name, activation_stats, budget=chosen, site=base.relevance.site)
+            neurons = spec.select(
+                activation_stats,
+                budget=chosen,
+                site=base.relevance.site,
+                options=(method_options or {}).get(name),
+            )
             neurons.meta.update(
                 {
                     "method": name,
                     "model": loaded.source,
                     "corpus": activation_stats.meta.get("corpus"),
+                    "texts": texts,
                     "budget": chosen.describe() if chosen is not None else "own",
                     "counts": {
                         lang: activation_stats[lang].counts
@@ -365,11 +428,34 @@ def identify_methods(
                     },
                 }
             )
-            if out is not None:
-                neurons.save(out / f"neurons-{name}.json")
-            result.sets[name] = neurons
+        if out is not None:
+            neurons.save(out / f"neurons-{name}.json")
+        result.sets[name] = neurons
         result.seconds[name] = time.perf_counter() - started
     return result
+
+
+def reference_method(methods: list[str], budget: str) -> str:
+    """The method others are sized like (``match:METHOD``) and the control copies: the
+    matched method when it is in the run, else the first method that is not a control."""
+    matched = budget[len("match:") :] if budget.startswith("match:") else None
+    if matched in methods:
+        return matched
+    scored = [m for m in methods if get_method(m).statistics != "control"]
+    if not scored:
+        raise ConfigError(
+            "The random control copies another method's sets layer by layer; run it with a "
+            "method to match (e.g. --method crane,random)."
+        )
+    return scored[0]
+
+
+def _control_set(
+    result: MethodsResult, methods: list[str], budget: str, loaded: LoadedModel, seed: int
+) -> NeuronSet:
+    """The layer-matched random control of the run's reference sets."""
+    reference = reference_method(methods, budget)
+    return result.sets[reference].random_like(seed=seed, d_ff=loaded.shape.d_ff)
 
 
 def _check_before_work(
@@ -390,10 +476,11 @@ def _method_options(
     base: IdentifyOptions, name: str, verify_methods: tuple[str, ...] | list[str] | None
 ) -> IdentifyOptions:
     """``base`` for relevance method ``name`` (crane | gradxact), verified or not."""
-    from crane.methods import RELEVANCE_SCORED
-
-    relevance = replace(base.relevance, method=RELEVANCE_SCORED[name]).validate()
-    verify = base.verify and (verify_methods is None or name in verify_methods)
+    spec = get_method(name)
+    relevance = replace(base.relevance, method=spec.relevance).validate()
+    verify = (
+        base.verify and spec.verifiable and (verify_methods is None or name in verify_methods)
+    )
     return replace(base, relevance=relevance, verify=verify)
 
 
@@ -443,19 +530,20 @@ def collect_shards(
     ``budget`` and ``reference_budget`` are checked as :func:`identify_methods` checks them, so
     a bad one fails on every rank before any work.
     """
-    from crane.methods import RELEVANCE_SCORED, parse_methods
+    from crane.methods import parse_methods
 
     methods, _ = budget_plan(parse_methods(",".join(methods)), budget, reference_budget)
     _check_before_work(loaded, corpus, methods, budget)
     base = options or IdentifyOptions()
     progress = progress or NullProgress()
     out = Path(out_dir)
-    for name in (m for m in methods if m in RELEVANCE_SCORED):
+    fit, _ = _collection_split(corpus, base)  # the split identify_methods uses
+    kinds = {name: get_method(name).statistics for name in methods}
+    for name in (m for m in methods if kinds[m] == "relevance"):
         chosen = _method_options(base, name, verify_methods)
-        collect_corpus, _ = _collection_split(corpus, chosen)
-        _relevance_stats(loaded, collect_corpus, chosen, out, progress, part=part)
-    if any(m not in RELEVANCE_SCORED for m in methods):
-        _activation_stats(loaded, corpus, base, out, progress, part=part)
+        _relevance_stats(loaded, fit, chosen, out, progress, part=part)
+    if "activation" in kinds.values():
+        _activation_stats(loaded, fit, base, out, progress, part=part)
 
 
 def _jsonable(value: Any) -> Any:

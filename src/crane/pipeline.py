@@ -133,13 +133,13 @@ class StudyConfig:
 
     def validate(self) -> None:
         from crane.data.languages import parse_language_list
-        from crane.methods import parse_methods
+        from crane.methods import get_method, parse_methods
 
         self.languages = parse_language_list(self.languages)
         if len(self.languages) < 2:
             raise ConfigError("A study compares languages: give at least two (e.g. en,zh).")
         self.methods = parse_methods(",".join(self.methods))
-        if "random" in self.methods:
+        if any(get_method(m).statistics == "control" for m in self.methods):
             raise ConfigError(
                 "'random' is not a study method: the study adds a layer-matched random control "
                 "itself (random_control = true)."
@@ -284,7 +284,7 @@ def _identify_stage(
     from crane.collect import RelevanceOptions
     from crane.data.builtin import GettextUnavailable, gettext_corpus, load_corpus
     from crane.evaluation.metrics import relevance_capture
-    from crane.identification import IdentifyOptions, identify_methods
+    from crane.identification import IdentifyOptions, identify_methods, reference_method
     from crane.neurons import NeuronSet
     from crane.verify import VerifyOptions
 
@@ -335,9 +335,7 @@ def _identify_stage(
             "corpus": corpus.provenance,
         }
     )
-    reference = config.methods[0]
-    if config.budget.startswith("match:") and config.budget[6:] in config.methods:
-        reference = config.budget[6:]
+    reference = reference_method(config.methods, config.budget)
     if manifest.complete("identify", key):
         sets = {m: NeuronSet.load(out / f"neurons-{m}.json") for m in config.methods}
         extra = json.loads((out / "identify-stage.json").read_text(encoding="utf-8"))
@@ -367,20 +365,17 @@ def _identify_stage(
     found = identify_methods(
         loaded,
         corpus,
-        config.methods,
+        [*config.methods, *(["random"] if config.random_control else [])],
         budget=config.budget,
         options=options,
         out_dir=out,
         progress=progress,
         verify_methods=config.verify_methods,
         reference_budget=config.reference_budget,
+        seed=config.seed,
     )
     sets = dict(found.sets)
-    outputs = [out / f"neurons-{m}.json" for m in config.methods]
-    if config.random_control:
-        control = sets[reference].random_like(seed=config.seed, d_ff=loaded.shape.d_ff)
-        sets["random"] = control
-        outputs.append(control.save(out / "neurons-random.json"))
+    outputs = [out / f"neurons-{m}.json" for m in sets]
     relevance_stats = found.stats.get("crane") or found.stats.get("gradxact")
     relevance = (
         {name: relevance_capture(relevance_stats, s) for name, s in sets.items()}
@@ -412,7 +407,7 @@ def _sweep_sets(
     config: StudyConfig, found: Any, loaded: Any, out: Path
 ) -> dict[str, dict[str, str]]:
     """Unverified sets of the sweep methods at each sweep budget: method → budget → file."""
-    from crane.activations import select_with
+    from crane.methods import get_method
     from crane.scoring import Budget
 
     files: dict[str, dict[str, str]] = {}
@@ -427,15 +422,11 @@ def _sweep_sets(
                     "profile": config.profile,
                     "normalize": config.normalize,
                 }
-                if method in ("crane", "gradxact")
+                if get_method(method).statistics == "relevance"
                 else None
             )
-            neurons = select_with(
-                method,
-                found.stats[method],
-                budget=budget,
-                site=found.sets[method].site,
-                score_options=options,
+            neurons = get_method(method).select(
+                found.stats[method], budget=budget, site=config.site, options=options
             )
             neurons.meta.update({"method": method, "sweep_fraction": float(fraction)})
             name = f"sweep/neurons-{method}@{float(fraction):g}.json"

@@ -157,27 +157,25 @@ def test_resume_from_shards_gives_identical_results(tiny_llama_dir: Path, tmp_pa
     assert recomputed == [("vi", 0)]
 
 
-@pytest.mark.parametrize("method", ["lape", "kojima", "plnd", "actmean", "random", "gradxact"])
-def test_identify_with_every_method(tiny_llama_dir: Path, method: str) -> None:
-    from crane.activations import identify_with
-    from crane.scoring import Budget
+@pytest.mark.parametrize("method", ["lape", "kojima", "plnd", "actmean", "gradxact"])
+def test_identify_every_method_with_its_control(tiny_llama_dir: Path, method: str) -> None:
+    from crane.identification import IdentifyOptions, identify_methods
 
     loaded = load_model(tiny_llama_dir)
-    options = {"top_number": 10, "strict": False} if method == "plnd" else None
-    found = identify_with(
-        method,
-        loaded.model,
-        loaded.tokenizer,
-        Corpus(TEXTS),
-        budget=Budget(count=3),
-        score_options=options,
-    )
-    assert found.size("en") == 3 and found.size("vi") == 3
-    assert found.site == ("act" if method == "lape" else "down_in")
+    options = {"plnd": {"top_number": 10, "strict": False}}
+    found = identify_methods(
+        loaded, Corpus(TEXTS), [method, "random"], budget="3",
+        options=IdentifyOptions(verify=False), method_options=options, seed=2,
+    ).sets
+    chosen = found[method]
+    assert chosen.size("en") == 3 and chosen.size("vi") == 3
+    assert chosen.site == ("act" if method == "lape" else "down_in")
     if method in ("lape", "plnd"):  # their own sets (any size)
-        own = identify_with(method, loaded.model, loaded.tokenizer, Corpus(TEXTS))
+        own = identify_methods(
+            loaded, Corpus(TEXTS), [method], budget="own", options=IdentifyOptions(verify=False)
+        ).sets[method]
         assert set(own.languages) == {"en", "vi"}
-    control = identify_with(
-        "random", loaded.model, loaded.tokenizer, Corpus(TEXTS), reference=found, seed=2
-    )
-    assert control.layer_counts("en") == found.layer_counts("en")
+    control = found["random"]  # layer-matched to the method's set, seeded
+    assert control.layer_counts("en") == chosen.layer_counts("en")
+    assert control.meta["matched_to"] == method and control.meta["seed"] == 2
+    assert control.neurons != chosen.neurons

@@ -9,11 +9,11 @@ import torch
 
 from crane.activations import ActivationStats
 from crane.errors import ConfigError
-from crane.scoring import SCORERS, Budget, select_top
+from crane.methods import get_method
+from crane.scoring import Budget, select_top
 from crane.scoring.kojima import average_precision
 from crane.scoring.lape import lape_set
 from crane.scoring.plnd import plnd_set
-from crane.scoring.random_set import layer_matched_random
 from crane.stats import LanguageStats, Stats
 
 P_EN = torch.tensor([[0.9, 0.1, 0.5, 0.2, 0.0], [0.3, 0.8, 0.05, 0.6, 0.4]], dtype=torch.float64)
@@ -50,7 +50,7 @@ def test_lape_golden() -> None:
 
 
 def test_lape_scores_view_and_matched_budget() -> None:
-    scores = SCORERS["lape"](lape_stats(), filter_rate=0.5, activation_bar_ratio=0.75)
+    scores = get_method("lape").score(lape_stats(), filter_rate=0.5, activation_bar_ratio=0.75)
     en = scores.values["en"]
     assert torch.isfinite(en).nonzero().tolist() == [[0, 0], [1, 1]]
     assert en[1, 1] == pytest.approx(
@@ -64,7 +64,7 @@ def test_lape_scores_view_and_matched_budget() -> None:
     )
     assert matched.neurons == reference.neurons
     with pytest.raises(ConfigError):
-        SCORERS["lape"](lape_stats(), top_rate=0)
+        get_method("lape").score(lape_stats(), top_rate=0)
 
 
 def test_average_precision_by_hand() -> None:
@@ -93,7 +93,7 @@ def test_kojima_scores() -> None:
             "zh": [[0.1, 0.9, 0.2], [0.0, 1.0, 0.4]],
         },
     )
-    top = SCORERS["kojima"](stats)
+    top = get_method("kojima").score(stats)
     # en neuron 1 ranks zh, zh, en, en → hits at ranks 3 and 4; neuron 2: zh .4, en .3, zh .2, en .1
     assert top.values["en"][0].tolist() == pytest.approx(
         [1.0, (1 / 3 + 2 / 4) / 2, (1 / 2 + 2 / 4) / 2]
@@ -105,13 +105,13 @@ def test_kojima_scores() -> None:
         "en": {0: [0]},
         "zh": {0: [1]},
     }
-    bottom = SCORERS["kojima"](stats, direction="bottom")
+    bottom = get_method("kojima").score(stats, direction="bottom")
     assert select_top(bottom, Budget(count=1), site="down_in").neurons == {
         "en": {0: [1]},
         "zh": {0: [0]},
     }
     with pytest.raises(ConfigError):
-        SCORERS["kojima"](Stats({"en": LanguageStats(), "zh": LanguageStats()}))
+        get_method("kojima").score(Stats({"en": LanguageStats(), "zh": LanguageStats()}))
 
 
 def test_plnd_set_and_scores() -> None:
@@ -124,10 +124,10 @@ def test_plnd_set_and_scores() -> None:
     )
     found = plnd_set(stats, top_number=2)
     assert found.neurons == {"en": {0: [1]}, "zh": {0: [2]}}
-    scores = SCORERS["plnd"](stats, top_number=2)
+    scores = get_method("plnd").score(stats, top_number=2)
     assert torch.isfinite(scores.values["en"]).nonzero().tolist() == [[0, 1]]
     assert scores.values["en"][0, 1] == pytest.approx(1.0, abs=1e-3)
-    soft = SCORERS["plnd"](stats, top_number=2, strict=False)
+    soft = get_method("plnd").score(stats, top_number=2, strict=False)
     # en frac: [1, 1, 0, 0], zh frac: [1, 0, 1, 0] → en: 0, 1, -inf, -inf (+ tie-breaks)
     assert soft.values["en"][0, 0] == pytest.approx(0.0, abs=1e-3)
     assert not torch.isfinite(soft.values["en"][0, 2:]).any()
@@ -140,20 +140,19 @@ def test_actmean_scores() -> None:
         )
 
     stats = Stats({"en": lang([3, 1, 2], 10), "zh": lang([1, 2, 2], 20), "vi": lang([2, 0, 5], 5)})
-    s = SCORERS["actmean"](stats)
+    s = get_method("actmean").score(stats)
     assert s.values["en"][0].tolist() == pytest.approx([1, -1, -3])
-    mean = SCORERS["actmean"](stats, contrast="mean")
+    mean = get_method("actmean").score(stats, contrast="mean")
     assert mean.values["vi"][0].tolist() == pytest.approx([0, -1.5, 3])
-    rel = SCORERS["actmean"](stats, relative=True)
+    rel = get_method("actmean").score(stats, relative=True)
     assert rel.values["en"][0, 0] == pytest.approx(1 / 5)
 
 
-def test_random_controls() -> None:
-    stats = lape_stats()
-    a = select_top(SCORERS["random"](stats, seed=3), Budget(count=4), site="act")
-    b = select_top(SCORERS["random"](stats, seed=3), Budget(count=4), site="act")
-    assert a.neurons == b.neurons and a.size("en") == 4
+def test_random_control_is_layer_matched_and_seeded() -> None:
     reference = lape_set(lape_stats(), filter_rate=0.5, top_rate=0.7, activation_bar_ratio=0.5)
-    control = layer_matched_random(reference, seed=1)
+    control = reference.random_like(seed=1)
+    assert control.neurons == reference.random_like(seed=1).neurons
     for lang in reference.languages:
         assert control.layer_counts(lang) == reference.layer_counts(lang)
+    with pytest.raises(ConfigError, match="control"):
+        get_method("random").score(lape_stats())

@@ -12,8 +12,9 @@ import torch
 
 from crane.collect import RelevanceOptions, collect_relevance
 from crane.data.corpus import Corpus
+from crane.methods import get_method
 from crane.models.loading import load_model
-from crane.scoring import SCORERS, Budget, select_top
+from crane.scoring import Budget, select_top
 from crane.stats import Stats
 
 TEXTS = {
@@ -92,7 +93,7 @@ def test_shards_merge_to_whole(tiny_llama_dir: Path) -> None:
 
 
 def _neurons(stats: Stats):  # type: ignore[no-untyped-def]
-    return select_top(SCORERS["crane"](stats, quantile=0.5), Budget(count=5), site="down_in").neurons
+    return select_top(get_method("crane").score(stats, quantile=0.5), Budget(count=5), site="down_in").neurons
 
 
 KILLER = textwrap.dedent(

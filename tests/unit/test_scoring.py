@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from crane.errors import ConfigError
-from crane.scoring import SCORERS, Budget, parse_budget, select_top
+from crane.methods import get_method
+from crane.scoring import Budget, parse_budget, select_top
 from crane.stats import LanguageStats, Stats
 
 
@@ -29,7 +30,7 @@ def test_margin_matches_hand_computation() -> None:
     p["zh"][2, 3] = 5.0
     p["zh"][0, 0] = 5.0
     p["en"][0, 0] = 5.0  # shared by en and zh: margin ~ 0 for both
-    scores = SCORERS["crane"](make_stats(p), quantile=0.9)
+    scores = get_method("crane").score(make_stats(p), quantile=0.9)
     # hand computation for en
     z = {k: (v.flatten() - v.flatten().mean()) / v.flatten().std() for k, v in p.items()}
     s_en = z["en"] - torch.maximum(z["zh"], z["vi"])
@@ -56,7 +57,7 @@ def test_entropy_prefers_exclusive_neurons() -> None:
     p["zh"][0, 1] = 0.0
     p["vi"][0, 1] = 0.0
     p["en"][1, 2] = 3.0  # en-leaning but shared
-    scores = SCORERS["crane"](make_stats(p), score="entropy", quantile=0.5)
+    scores = get_method("crane").score(make_stats(p), score="entropy", quantile=0.5)
     assert scores.ranking("en")[:2].tolist() == [1, 12]
     assert 1 not in scores.ranking("zh").tolist()
 
@@ -64,8 +65,8 @@ def test_entropy_prefers_exclusive_neurons() -> None:
 def test_selection_is_deterministic_with_ties() -> None:
     p = {"en": torch.ones(2, 8, dtype=torch.float64), "zh": torch.zeros(2, 8, dtype=torch.float64)}
     p["en"][1, 5] = 2.0
-    a = select_top(SCORERS["crane"](make_stats(p), quantile=0.0), Budget(count=3), site="down_in")
-    b = select_top(SCORERS["crane"](make_stats(p), quantile=0.0), Budget(count=3), site="down_in")
+    a = select_top(get_method("crane").score(make_stats(p), quantile=0.0), Budget(count=3), site="down_in")
+    b = select_top(get_method("crane").score(make_stats(p), quantile=0.0), Budget(count=3), site="down_in")
     assert a.neurons == b.neurons
     assert a.layers("en") == {0: [0, 1], 1: [5]}  # the top one, then ties by ascending index
 
@@ -96,7 +97,7 @@ def test_match_budget_from_file(tmp_path) -> None:
 
 def test_scoring_needs_two_languages() -> None:
     with pytest.raises(ConfigError, match="at least two languages"):
-        SCORERS["crane"](make_stats({"en": torch.rand(2, 4, dtype=torch.float64)}))
+        get_method("crane").score(make_stats({"en": torch.rand(2, 4, dtype=torch.float64)}))
 
 
 def test_layer_normalisation_compares_within_layers() -> None:
@@ -107,9 +108,9 @@ def test_layer_normalisation_compares_within_layers() -> None:
         p[lang][1] *= 100
     p["en"][0, 9] = 3.0  # exclusive to en, but in the quiet layer
     p["zh"][0, 9] = 0.0
-    global_rank = SCORERS["crane"](make_stats(p), quantile=0.5).ranking("en")
-    layer_rank = SCORERS["crane"](make_stats(p), quantile=0.5, normalize="layer").ranking("en")
+    global_rank = get_method("crane").score(make_stats(p), quantile=0.5).ranking("en")
+    layer_rank = get_method("crane").score(make_stats(p), quantile=0.5, normalize="layer").ranking("en")
     assert global_rank[0] != 9 and global_rank.tolist().index(9) > 10  # drowned by layer 1
     assert layer_rank[0] == 9
     with pytest.raises(ConfigError, match="normalisation"):
-        SCORERS["crane"](make_stats(p), normalize="bogus")
+        get_method("crane").score(make_stats(p), normalize="bogus")

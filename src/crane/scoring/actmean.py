@@ -9,13 +9,12 @@ from __future__ import annotations
 import torch
 
 from crane.errors import ConfigError
-from crane.scoring.base import Scores, register_scorer
+from crane.scoring.base import Scores
 from crane.stats import Stats
 
 CONTRASTS = ("max", "mean")
 
 
-@register_scorer("actmean")
 def actmean_scores(stats: Stats, *, contrast: str = "max", relative: bool = False) -> Scores:
     if contrast not in CONTRASTS:
         raise ConfigError(f"Unknown contrast '{contrast}'; use one of: {', '.join(CONTRASTS)}.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,17 +69,3 @@ def select_top(
         **(meta or {}),
     }
     return NeuronSet(neurons, site, n_layers, d_ff, info)
-
-
-ScoreFn = Callable[..., Scores]
-SCORERS: dict[str, ScoreFn] = {}
-
-
-def register_scorer(name: str) -> Callable[[ScoreFn], ScoreFn]:
-    """Decorator: make a scoring function selectable by ``name`` (CLI ``--method``)."""
-
-    def wrap(fn: ScoreFn) -> ScoreFn:
-        SCORERS[name] = fn
-        return fn
-
-    return wrap

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from crane.errors import ConfigError
-from crane.scoring.base import Scores, register_scorer
+from crane.scoring.base import Scores
 from crane.stats import Stats
 
 PROFILES = {"signed": "prof_sum", "positive": "prof_pos_sum", "absolute": "prof_abs_sum"}
@@ -54,7 +54,6 @@ def zscore(p: torch.Tensor, normalize: str) -> torch.Tensor:
     return (p - mean) / std
 
 
-@register_scorer("crane")
 def crane_scores(
     stats: Stats,
     *,

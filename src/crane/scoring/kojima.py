@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from crane.errors import ConfigError
-from crane.scoring.base import Scores, register_scorer
+from crane.scoring.base import Scores
 from crane.stats import Stats
 
 DIRECTIONS = ("top", "bottom")
@@ -41,7 +41,6 @@ def average_precision(
     return torch.cat(out)
 
 
-@register_scorer("kojima")
 def kojima_scores(stats: Stats, *, direction: str = "top", key: str = "text_mean") -> Scores:
     """Per-language AP of per-text mean responses (needs :class:`ActivationStats`).
 

@@ -23,7 +23,7 @@ import torch
 
 from crane.errors import ConfigError
 from crane.neurons import NeuronSet
-from crane.scoring.base import Scores, register_scorer, to_layer_indices
+from crane.scoring.base import Scores, to_layer_indices
 from crane.stats import Stats
 
 
@@ -107,7 +107,6 @@ def lape_set(
     return NeuronSet(neurons, site, n_layers, d_ff, meta)
 
 
-@register_scorer("lape")
 def lape_scores(
     stats: Stats,
     *,

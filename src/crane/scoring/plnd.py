@@ -19,7 +19,7 @@ import torch
 
 from crane.errors import ConfigError
 from crane.neurons import NeuronSet
-from crane.scoring.base import Scores, register_scorer, to_layer_indices
+from crane.scoring.base import Scores, to_layer_indices
 from crane.stats import Stats
 
 
@@ -63,7 +63,6 @@ def plnd_set(stats: Stats, *, top_number: int = 2000, site: str = "down_in") -> 
     return NeuronSet(neurons, site, n_layers, d_ff, meta)
 
 
-@register_scorer("plnd")
 def plnd_scores(stats: Stats, *, top_number: int = 2000, strict: bool = True) -> Scores:
     imp = _texts(stats)
     frac = {lang: top_fraction(t, top_number) for lang, t in imp.items()}
