@@ -62,14 +62,10 @@ def identify(
 
     loaded = _loaded(model)
     spec = corpus
-    if isinstance(corpus, str) and corpus == "auto":
-        from crane.data.builtin import GettextUnavailable, gettext_corpus
+    if isinstance(corpus, str):
+        from crane.data.builtin import resolve_identification_corpus
 
-        try:
-            gettext_corpus("identify")
-            spec = "gettext"
-        except GettextUnavailable:
-            spec = "udhr"
+        spec, _ = resolve_identification_corpus(corpus)  # the library does not print the note
     texts = _corpus(spec, "identify", languages)
     names = parse_methods(methods if isinstance(methods, str) else ",".join(methods))
     result = identify_methods(

@@ -216,6 +216,22 @@ def tiny_tokenizer_factory() -> Callable[[], Any]:
     return build_tiny_tokenizer
 
 
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the ``crane`` command line in-process on ``argv``: (exit code, stdout, stderr).
+
+    Test modules import it (``from conftest import run_cli``), as they do ``tiny_tokenizer``.
+    """
+    from crane.cli import main
+
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture(autouse=True)
 def _one_thread() -> Any:
     """Tiny models run fastest on one thread (and do not fight other processes for cores)."""

@@ -19,23 +19,12 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import run_cli
 
-from crane.cli import main
 from crane.neurons import NeuronSet
 from crane.stats import read_sidecar
 
 # ---- helpers --------------------------------------------------------------------------------
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the CLI in-process: (exit code, stdout, stderr)."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_clear_error(code: int, out: str, err: str, *needles: str) -> str:
@@ -114,7 +103,7 @@ def test_empty_corpus(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
     corpus = tmp_path / "texts.jsonl"
     corpus.write_text('{"text": "", "lang": "en"}\n\n{"text": "   ", "lang": "zh"}\n')
     before = seeded_dir(tmp_path / "run")
-    code, out, err = run(
+    code, out, err = run_cli(
         identify_argv(tiny_llama_dir, tmp_path / "run", corpus=str(corpus)), capsys
     )
     assert_clear_error(code, out, err, "texts.jsonl", "contains no texts", "add at least one")
@@ -128,14 +117,14 @@ def test_language_with_fewer_texts_than_needed(
     corpus = write_corpus(tmp_path / "corpus", en=EN, zh=ZH[:1])
     argv = identify_argv(tiny_llama_dir, tmp_path / "run", corpus=str(corpus))
     argv[argv.index("actmean")] = "gradxact"
-    code, out, err = run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert_clear_error(code, out, err, "'zh' has 1 text", "too few", "--no-verify")
     assert not (tmp_path / "run").exists()
 
 
 def test_no_text_within_the_token_budget(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
     before = seeded_dir(tmp_path / "run")
-    code, out, err = run(
+    code, out, err = run_cli(
         identify_argv(tiny_llama_dir, tmp_path / "run", "--max-texts", "0"), capsys
     )
     assert_clear_error(code, out, err, "no texts within the budget", "--max-texts")
@@ -145,7 +134,7 @@ def test_no_text_within_the_token_budget(tiny_llama_dir: Path, tmp_path: Path, c
 def test_unknown_language_code(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
     argv = identify_argv(tiny_llama_dir, tmp_path / "run")
     argv[argv.index("en,zh")] = "en,xq"
-    code, out, err = run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert_clear_error(code, out, err, "'xq'", "ISO 639-1")
     assert not (tmp_path / "run").exists()
 
@@ -185,7 +174,7 @@ def test_mixed_up_language_fields(
 ) -> None:
     corpus = tmp_path / name
     corpus.write_text(content + "\n")
-    code, out, err = run(
+    code, out, err = run_cli(
         identify_argv(tiny_llama_dir, tmp_path / "run", *extra, corpus=str(corpus)), capsys
     )
     assert_clear_error(code, out, err, *needles)
@@ -195,7 +184,7 @@ def test_mixed_up_language_fields(
 def test_non_utf8_corpus(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
     corpus = write_corpus(tmp_path / "corpus", zh=ZH)
     (corpus / "en.txt").write_bytes("café au lait, naïve\n".encode("latin-1"))
-    code, out, err = run(
+    code, out, err = run_cli(
         identify_argv(tiny_llama_dir, tmp_path / "run", corpus=str(corpus)), capsys
     )
     assert_clear_error(code, out, err, "en.txt", "not valid UTF-8", "0xe9", "re-save it as UTF-8")
@@ -204,7 +193,7 @@ def test_non_utf8_corpus(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
 def test_binary_corpus(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
     corpus = write_corpus(tmp_path / "corpus", zh=ZH)
     (corpus / "en.txt").write_bytes(bytes(range(256)) * 4)
-    code, out, err = run(
+    code, out, err = run_cli(
         identify_argv(tiny_llama_dir, tmp_path / "run", corpus=str(corpus)), capsys
     )
     assert_clear_error(code, out, err, "NUL byte", "looks binary", "UTF-8")
@@ -217,10 +206,10 @@ def test_huge_single_line_is_handled(tiny_llama_dir: Path, tmp_path: Path, capsy
     huge = (sentence * (5_000_000 // len(sentence) + 1))[:5_000_000]
     corpus = write_corpus(tmp_path / "corpus", zh=ZH)
     (corpus / "en.txt").write_text(huge + "\n", encoding="utf-8")
-    code, out, err = run(["data", "show", "--corpus", str(corpus)], capsys)
+    code, out, err = run_cli(["data", "show", "--corpus", str(corpus)], capsys)
     assert code == 0, err
     assert str(len(huge.strip())) in out  # the whole line, as one text
-    code, out, err = run(
+    code, out, err = run_cli(
         identify_argv(tiny_llama_dir, tmp_path / "run", "--max-tokens", "300", corpus=str(corpus)),
         capsys,
     )
@@ -258,7 +247,7 @@ def test_damaged_stats_shard_is_recomputed(
     """A resumed run never reads a damaged shard: it recomputes exactly that one."""
     run_dir = tmp_path / "run"
     argv = identify_argv(tiny_llama_dir, run_dir)
-    code, _, err = run(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     first = NeuronSet.load(run_dir / "neurons-actmean.json").neurons
     damaged = run_dir / "activations" / "en" / "shard-00000.safetensors"
@@ -266,7 +255,7 @@ def test_damaged_stats_shard_is_recomputed(
     intact, kept_mtime = damaged.read_bytes(), kept.stat().st_mtime_ns
     damage(damaged)
     assert read_sidecar(damaged) is None  # the damage is detectable
-    code, _, err = run(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     assert "Traceback" not in err
     assert read_sidecar(damaged) is not None and damaged.read_bytes() == intact  # recomputed
@@ -284,7 +273,7 @@ def test_run_dir_from_an_incompatible_version(tiny_llama_dir: Path, tmp_path: Pa
     config.write_text(
         f'model = "{tiny_llama_dir}"\nlanguages = ["en", "zh"]\nmethods = ["actmean"]\n'
     )
-    code, out, err = run(["run", str(config), "--out", str(run_dir)], capsys)
+    code, out, err = run_cli(["run", str(config), "--out", str(run_dir)], capsys)
     assert_clear_error(
         code, out, err, "incompatible version", "crane-manifest/0", "new run directory"
     )
@@ -301,7 +290,7 @@ def test_unreadable_manifest_redoes_the_study(tiny_llama_dir: Path, tmp_path: Pa
         f'model = "{tiny_llama_dir}"\nlanguages = ["en", "zh"]\nmethods = ["actmean"]\n'
         'budget = "4"\nn_boot = 20\nidentify_max_texts = 8\nbpb_max_texts = 2\n'
     )
-    code, _, err = run(["run", str(config), "--out", str(run_dir)], capsys)
+    code, _, err = run_cli(["run", str(config), "--out", str(run_dir)], capsys)
     assert code == 0, err
     assert json.loads((run_dir / "manifest.json").read_text())["format"] == "crane-manifest/1"
 
@@ -327,7 +316,8 @@ def test_neuron_set_from_another_model(
     tiny_llama_dir: Path, tmp_path: Path, en_file: Path, capsys
 ) -> None:
     other = NeuronSet({"en": {0: [1, 2]}}, n_layers=2, d_ff=128).save(tmp_path / "other.json")
-    code, out, err = run(evaluate_argv(tiny_llama_dir, en_file, tmp_path / "m.json", other), capsys)
+    argv = evaluate_argv(tiny_llama_dir, en_file, tmp_path / "m.json", other)
+    code, out, err = run_cli(argv, capsys)
     assert_clear_error(code, out, err, "2 layers × 128", "2 × 96", "made for this model")
     assert not (tmp_path / "m.json").exists()
 
@@ -338,7 +328,8 @@ def test_neuron_indices_out_of_range(
     path = tmp_path / "set.json"
     record = NeuronSet({"en": {1: [500]}}).to_dict()  # no recorded shape: checked against the model
     path.write_text(json.dumps(record))
-    code, out, err = run(evaluate_argv(tiny_llama_dir, en_file, tmp_path / "m.json", path), capsys)
+    argv = evaluate_argv(tiny_llama_dir, en_file, tmp_path / "m.json", path)
+    code, out, err = run_cli(argv, capsys)
     assert_clear_error(
         code, out, err, "neuron 500 in layer 1", "MLP width 96", "made for this model"
     )
@@ -391,7 +382,8 @@ def test_bad_neuron_file(
         path.mkdir()
     elif content is not None:
         path.write_text(content)
-    code, out, err = run(evaluate_argv(tiny_llama_dir, en_file, tmp_path / "m.json", path), capsys)
+    argv = evaluate_argv(tiny_llama_dir, en_file, tmp_path / "m.json", path)
+    code, out, err = run_cli(argv, capsys)
     assert_clear_error(code, out, err, *needles)
     assert not (tmp_path / "m.json").exists()
 
@@ -416,7 +408,7 @@ def test_bad_budget(
     before = seeded_dir(tmp_path / "run")
     argv = identify_argv(tiny_llama_dir, tmp_path / "run")
     argv[argv.index("4")] = budget
-    code, out, err = run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert_clear_error(code, out, err, *needles)
     assert snapshot(tmp_path / "run") == before
     assert "loading the weights" not in err or budget == "999999"
@@ -436,7 +428,8 @@ def test_bad_budget(
 def test_bad_option_value(
     tiny_llama_dir: Path, tmp_path: Path, capsys, option: str, value: str, needles: list[str]
 ) -> None:
-    code, out, err = run([*identify_argv(tiny_llama_dir, tmp_path / "run"), option, value], capsys)
+    argv = [*identify_argv(tiny_llama_dir, tmp_path / "run"), option, value]
+    code, out, err = run_cli(argv, capsys)
     assert_clear_error(code, out, err, *needles)
     assert not (tmp_path / "run").exists()
 
@@ -453,7 +446,7 @@ def test_unsupported_architecture(tmp_path: Path, tiny_tokenizer: Any, capsys) -
     )  # fmt: skip
     OPTForCausalLM(config).save_pretrained(tmp_path / "opt")
     tiny_tokenizer.save_pretrained(tmp_path / "opt")
-    code, out, err = run(identify_argv(tmp_path / "opt", tmp_path / "run"), capsys)
+    code, out, err = run_cli(identify_argv(tmp_path / "opt", tmp_path / "run"), capsys)
     assert_clear_error(code, out, err, "'opt' is not supported", "llama", "register_adapter")
     assert not (tmp_path / "run").exists()
 
@@ -464,7 +457,7 @@ def test_model_directory_without_weights(tiny_llama_dir: Path, tmp_path: Path, c
     for item in tiny_llama_dir.iterdir():
         if item.suffix != ".safetensors":
             shutil.copy(item, folder / item.name)
-    code, out, err = run(["models", "check", str(folder)], capsys)
+    code, out, err = run_cli(["models", "check", str(folder)], capsys)
     assert_clear_error(code, out, err, "has no weights", "save_pretrained")
 
 
@@ -483,7 +476,7 @@ def test_file_named_gguf_that_is_not_gguf(
     path = tmp_path / "model.gguf"
     path.write_bytes(content)
     before = snapshot(tmp_path)
-    code, out, err = run(["models", "check", str(path)], capsys)
+    code, out, err = run_cli(["models", "check", str(path)], capsys)
     assert_clear_error(code, out, err, *needles)
     assert snapshot(tmp_path) == before
 
@@ -500,7 +493,7 @@ def test_remote_code_model_without_the_flag(tiny_llama_dir: Path, tmp_path: Path
     )
     (folder / "modeling_custom.py").write_text(f"open({str(tmp_path / 'RAN')!r}, 'w')\n")
     (folder / "configuration_custom.py").write_text(f"open({str(tmp_path / 'RAN')!r}, 'w')\n")
-    code, out, err = run(identify_argv(folder, tmp_path / "run"), capsys)
+    code, out, err = run_cli(identify_argv(folder, tmp_path / "run"), capsys)
     assert_clear_error(code, out, err, "trust_remote_code", "--trust-remote-code")
     assert not (tmp_path / "RAN").exists()
     assert not (tmp_path / "run").exists()
@@ -520,10 +513,10 @@ def test_nan_model_outputs(
 ) -> None:
     """NaN weights give NaN logits: refused at load, before any garbage statistic."""
     folder = _nan_model(tiny_model, tiny_tokenizer, tmp_path / "nan")
-    code, out, err = run(identify_argv(folder, tmp_path / "run"), capsys)
+    code, out, err = run_cli(identify_argv(folder, tmp_path / "run"), capsys)
     assert_clear_error(code, out, err, "NaN", "check its weights", "float32")
     assert not (tmp_path / "run").exists()
-    code, out, err = run(evaluate_argv(folder, en_file, tmp_path / "m.json"), capsys)
+    code, out, err = run_cli(evaluate_argv(folder, en_file, tmp_path / "m.json"), capsys)
     assert_clear_error(code, out, err, "NaN", "check its weights")
     assert not (tmp_path / "m.json").exists()
 
@@ -540,7 +533,7 @@ def test_lape_file_with_pickled_code_is_refused(tmp_path: Path, capsys) -> None:
 
     evil = tmp_path / "evil.neuron.pth"
     torch.save([[torch.tensor([1, 2]), Marker(tmp_path / "MARKER")]], evil)
-    code, out, err = run(
+    code, out, err = run_cli(
         ["neurons", "import-lape", str(evil), "--langs", "en", "--out", str(tmp_path / "x.json")],
         capsys,
     )
@@ -554,7 +547,7 @@ def test_lape_file_of_plain_pickle(tmp_path: Path, capsys) -> None:
     """A plain ``pickle`` file (not torch's zip format) is refused, not unpickled."""
     path = tmp_path / "plain.neuron.pth"
     path.write_bytes(pickle.dumps(Marker(tmp_path / "MARKER")))
-    code, out, err = run(
+    code, out, err = run_cli(
         ["neurons", "import-lape", str(path), "--langs", "en", "--out", str(tmp_path / "x.json")],
         capsys,
     )
@@ -582,7 +575,7 @@ def test_lape_file_of_plain_pickle(tmp_path: Path, capsys) -> None:
 def test_bad_study_config(tmp_path: Path, capsys, content: str | bytes, needles: list[str]) -> None:
     config = tmp_path / "study.toml"
     config.write_bytes(content if isinstance(content, bytes) else content.encode())
-    code, out, err = run(["run", str(config), "--out", str(tmp_path / "study")], capsys)
+    code, out, err = run_cli(["run", str(config), "--out", str(tmp_path / "study")], capsys)
     assert_clear_error(code, out, err, *needles)
     assert not (tmp_path / "study").exists()
 
@@ -610,10 +603,10 @@ def test_unwritable_output_directory(
     tiny_llama_dir: Path, en_file: Path, unwritable: Path, capsys
 ) -> None:
     """Refused before any work (was: after the evaluation or the first shard, losing it)."""
-    code, out, err = run(identify_argv(tiny_llama_dir, unwritable), capsys)
+    code, out, err = run_cli(identify_argv(tiny_llama_dir, unwritable), capsys)
     assert_clear_error(code, out, err, "Cannot write to", "writable output directory")
     assert "loading the weights" not in err and "activations" not in err
-    code, out, err = run(evaluate_argv(tiny_llama_dir, en_file, unwritable / "m.json"), capsys)
+    code, out, err = run_cli(evaluate_argv(tiny_llama_dir, en_file, unwritable / "m.json"), capsys)
     assert_clear_error(code, out, err, "Cannot write to", "writable output directory")
     assert out == ""  # no matrix was computed and printed first
     assert not unwritable.exists()
@@ -623,7 +616,7 @@ def test_output_file_that_is_a_directory(
     tiny_llama_dir: Path, tmp_path: Path, en_file: Path, capsys
 ) -> None:
     target = seeded_dir(tmp_path / "m.json")
-    code, out, err = run(evaluate_argv(tiny_llama_dir, en_file, tmp_path / "m.json"), capsys)
+    code, out, err = run_cli(evaluate_argv(tiny_llama_dir, en_file, tmp_path / "m.json"), capsys)
     assert_clear_error(code, out, err, "is a directory", "file name")
     assert out == ""
     assert snapshot(tmp_path / "m.json") == target
@@ -634,7 +627,7 @@ def test_output_file_that_is_a_directory(
 
 def test_unknown_option_is_a_usage_error_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     """typer ≥ 0.24 raises its own vendored click's errors; they must exit 2 like click's."""
-    code, out, err = run(["identify", "--no-such-option"], capsys)
+    code, out, err = run_cli(["identify", "--no-such-option"], capsys)
     assert code == 2 and "Traceback" not in out + err
     assert "No such option: --no-such-option" in err
 
@@ -644,7 +637,7 @@ def test_brackets_in_a_message_are_printed_as_written(
 ) -> None:
     """Error text is not read as rich markup: a value like ``[bad]`` is shown, not swallowed."""
     out_dir = tmp_path / "run"
-    code, out, err = run(
+    code, out, err = run_cli(
         ["identify", "--model", "m", "--langs", "en", "--out", str(out_dir), "--budget", "[bad]"],
         capsys,
     )

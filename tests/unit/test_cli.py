@@ -6,19 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
-from crane.cli import main
 from crane.neurons import NeuronSet
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_clear_error(code: int, err: str, *needles: str) -> None:
@@ -34,14 +24,14 @@ def assert_clear_error(code: int, err: str, *needles: str) -> None:
 
 
 def test_models_list(capsys) -> None:
-    code, out, _ = run(["models", "list"], capsys)
+    code, out, _ = run_cli(["models", "list"], capsys)
     assert code == 0
     for family in ("llama", "gemma3", "gpt2", "bloom", "qwen3"):
         assert family in out
 
 
 def test_models_check_tiny_model(tiny_llama_dir: Path, capsys) -> None:
-    code, out, err = run(["models", "check", str(tiny_llama_dir)], capsys)
+    code, out, err = run_cli(["models", "check", str(tiny_llama_dir)], capsys)
     assert code == 0, err
     assert "llama" in out and "96" in out and "ok" in out
 
@@ -51,7 +41,7 @@ def test_evaluate_tiny_model_with_neuron_set(tiny_llama_dir: Path, tmp_path: Pat
     texts.write_text("The quick brown fox jumps over the lazy dog.\nAll human beings are born free.\n")
     neurons = NeuronSet({"en": {0: [1, 2, 3]}}, n_layers=2, d_ff=96).save(tmp_path / "set.json")
     out_json = tmp_path / "matrix.json"
-    code, out, err = run(
+    code, out, err = run_cli(
         ["evaluate", "--model", str(tiny_llama_dir), "--corpus", str(texts), "--neurons",
          str(neurons), "--out", str(out_json)],
         capsys,
@@ -66,13 +56,13 @@ def test_evaluate_tiny_model_with_neuron_set(tiny_llama_dir: Path, tmp_path: Pat
 def test_data_show_builtin_and_file(tmp_path: Path, capsys) -> None:
     path = tmp_path / "vi.txt"
     path.write_text("Xin chào thế giới.\nTôi là một câu.\n")
-    code, out, err = run(["data", "show", "--corpus", str(path)], capsys)
+    code, out, err = run_cli(["data", "show", "--corpus", str(path)], capsys)
     assert code == 0, err
     assert "udhr" in out and "vi" in out
 
 
 def test_missing_model_path(tmp_path: Path, capsys) -> None:
-    code, _, err = run(["models", "check", str(tmp_path / "nope")], capsys)
+    code, _, err = run_cli(["models", "check", str(tmp_path / "nope")], capsys)
     assert_clear_error(code, err, "does not exist")
 
 
@@ -84,19 +74,19 @@ def test_unsupported_architecture(tmp_path: Path, capsys) -> None:
                   num_attention_heads=2, word_embed_proj_dim=32, max_position_embeddings=32)
     )
     model.save_pretrained(tmp_path / "opt")
-    code, _, err = run(["models", "check", str(tmp_path / "opt")], capsys)
+    code, _, err = run_cli(["models", "check", str(tmp_path / "opt")], capsys)
     assert_clear_error(code, err, "not supported", "llama", "register")
 
 
 def test_unknown_language(tiny_llama_dir: Path, capsys) -> None:
-    code, _, err = run(
+    code, _, err = run_cli(
         ["evaluate", "--model", str(tiny_llama_dir), "--corpus", "udhr", "--langs", "en,xq"], capsys
     )
     assert_clear_error(code, err, "xq")
 
 
 def test_language_absent_from_corpus(tiny_llama_dir: Path, capsys) -> None:
-    code, _, err = run(
+    code, _, err = run_cli(
         ["evaluate", "--model", str(tiny_llama_dir), "--corpus", "udhr", "--langs", "en,fr"], capsys
     )
     assert_clear_error(code, err, "fr")
@@ -105,25 +95,25 @@ def test_language_absent_from_corpus(tiny_llama_dir: Path, capsys) -> None:
 def test_empty_corpus_file(tmp_path: Path, capsys) -> None:
     path = tmp_path / "en.txt"
     path.write_text("\n\n   \n")
-    code, _, err = run(["data", "show", "--corpus", str(path)], capsys)
+    code, _, err = run_cli(["data", "show", "--corpus", str(path)], capsys)
     assert_clear_error(code, err, str(path.name))
 
 
 def test_non_utf8_corpus_file(tmp_path: Path, capsys) -> None:
     path = tmp_path / "en.txt"
     path.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
-    code, _, err = run(["data", "show", "--corpus", str(path)], capsys)
+    code, _, err = run_cli(["data", "show", "--corpus", str(path)], capsys)
     assert_clear_error(code, err, "UTF-8")
 
 
 def test_unreadable_corpus_path(tmp_path: Path, capsys) -> None:
-    code, _, err = run(["data", "show", "--corpus", str(tmp_path / "missing.jsonl")], capsys)
+    code, _, err = run_cli(["data", "show", "--corpus", str(tmp_path / "missing.jsonl")], capsys)
     assert_clear_error(code, err, "missing.jsonl")
 
 
 def test_neuron_set_that_does_not_fit(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
     neurons = NeuronSet({"en": {0: [5000]}}, n_layers=18, d_ff=8192).save(tmp_path / "big.json")
-    code, _, err = run(
+    code, _, err = run_cli(
         ["evaluate", "--model", str(tiny_llama_dir), "--corpus", "udhr", "--langs", "en",
          "--neurons", str(neurons)],
         capsys,
@@ -134,7 +124,7 @@ def test_neuron_set_that_does_not_fit(tiny_llama_dir: Path, tmp_path: Path, caps
 def test_neuron_set_not_json(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
     path = tmp_path / "set.json"
     path.write_bytes(b"\x80\x04pickled")
-    code, _, err = run(
+    code, _, err = run_cli(
         ["evaluate", "--model", str(tiny_llama_dir), "--neurons", str(path)], capsys
     )
     assert_clear_error(code, err, "not valid JSON")
@@ -144,7 +134,7 @@ def test_identify_and_show_on_tiny_model(tiny_llama_dir: Path, tmp_path: Path, c
     run_dir = tmp_path / "run"
     argv = ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh,vi", "--corpus", "udhr",
             "--method", "gradxact", "--budget", "6", "--out", str(run_dir), "--quantile", "0.5"]
-    code, out, err = run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == 0, err
     neuron_set = NeuronSet.load(run_dir / "neurons-gradxact.json")
     assert set(neuron_set.languages) == {"en", "zh", "vi"}
@@ -156,16 +146,16 @@ def test_identify_and_show_on_tiny_model(tiny_llama_dir: Path, tmp_path: Path, c
         assert neuron_set.size(lang) <= 6
     assert "gradxact verification en" in out
     # a second run reuses every shard and gives the same sets
-    code, _, err = run(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     assert NeuronSet.load(run_dir / "neurons-gradxact.json").neurons == neuron_set.neurons
-    code, out, _ = run(["neurons", "show", str(run_dir)], capsys)
+    code, out, _ = run_cli(["neurons", "show", str(run_dir)], capsys)
     assert code == 0 and "gradxact" in out and "per layer" in out
 
 
 def test_identify_bad_budget(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
     for budget, needle in (("0", "at least 1"), ("-5", "at least 1"), ("999999", "only 192")):
-        code, _, err = run(
+        code, _, err = run_cli(
             ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh", "--corpus", "udhr",
              "--budget", budget, "--out", str(tmp_path / "r"), "--no-verify", "--method", "gradxact"],
             capsys,
@@ -176,7 +166,7 @@ def test_identify_bad_budget(tiny_llama_dir: Path, tmp_path: Path, capsys) -> No
 @pytest.mark.parametrize("method,budget", [("lape", "own"), ("lape", "6"), ("kojima", "6"), ("actmean", "6")])
 def test_identify_activation_baselines(tiny_llama_dir: Path, tmp_path: Path, capsys, method, budget) -> None:
     run_dir = tmp_path / "run"
-    code, out, err = run(
+    code, out, err = run_cli(
         ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh,vi", "--corpus", "udhr",
          "--method", method, "--budget", budget, "--out", str(run_dir)],
         capsys,
@@ -190,7 +180,7 @@ def test_identify_activation_baselines(tiny_llama_dir: Path, tmp_path: Path, cap
 
 
 def test_budget_own_only_for_lape_and_plnd(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
-    code, _, err = run(
+    code, _, err = run_cli(
         ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh", "--corpus", "udhr",
          "--method", "kojima", "--budget", "own", "--out", str(tmp_path / "r")],
         capsys,
@@ -203,7 +193,7 @@ def test_several_methods_share_one_activation_pass(tiny_llama_dir: Path, tmp_pat
     argv = ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh,vi", "--corpus", "udhr",
             "--method", "lape,kojima,plnd,actmean,gradxact", "--budget", "match:lape",
             "--out", str(run_dir), "--no-verify", "--quantile", "0.5"]
-    code, out, err = run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == 0, err
     sets = {m: NeuronSet.load(run_dir / f"neurons-{m}.json") for m in ("lape", "kojima", "plnd", "actmean", "gradxact")}
     # LAPE keeps its own sizes; every other method is asked for exactly LAPE's per-language sizes
@@ -220,7 +210,7 @@ def test_several_methods_share_one_activation_pass(tiny_llama_dir: Path, tmp_pat
     assert "overlap between methods" in out
     # a rerun reuses every shard (nothing is recomputed) and gives identical sets
     mtimes = {p: p.stat().st_mtime_ns for p in run_dir.rglob("shard-*.safetensors")}
-    code, _, err = run(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("shard-*.safetensors")} == mtimes
     for method, neuron_set in sets.items():
@@ -228,7 +218,7 @@ def test_several_methods_share_one_activation_pass(tiny_llama_dir: Path, tmp_pat
 
 
 def test_unknown_method(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
-    code, _, err = run(
+    code, _, err = run_cli(
         ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh", "--corpus", "udhr",
          "--method", "crane,lapse", "--out", str(tmp_path / "r")],
         capsys,
@@ -241,7 +231,7 @@ def test_import_lape_file(tmp_path: Path, capsys) -> None:
 
     layers = [[torch.tensor([1, 5]), torch.tensor([], dtype=torch.long)], [torch.tensor([2]), torch.tensor([7, 9])]]
     torch.save(layers, tmp_path / "x.neuron.pth")
-    code, out, err = run(
+    code, out, err = run_cli(
         ["neurons", "import-lape", str(tmp_path / "x.neuron.pth"), "--langs", "en,zh",
          "--out", str(tmp_path / "x.json")],
         capsys,

@@ -40,6 +40,7 @@ __all__ = [
     "gettext_corpus",
     "load_builtin",
     "load_corpus",
+    "resolve_identification_corpus",
     "udhr_corpus",
     "udhr_units",
 ]
@@ -187,6 +188,22 @@ def gettext_corpus(
         "parallel": True,
     }
     return Corpus(texts, provenance)
+
+
+def resolve_identification_corpus(spec: str) -> tuple[str, str | None]:
+    """Resolve ``auto`` to the built-in identification corpus this machine can build.
+
+    ``auto`` becomes ``gettext`` where the gettext catalogs are present, else ``udhr``; any
+    other ``spec`` is returned unchanged. Returns ``(spec, note)``: ``note`` is one sentence
+    saying why UDHR replaced gettext (for the caller to show or record), otherwise None.
+    """
+    if spec != "auto":
+        return spec, None
+    try:
+        gettext_corpus("identify")
+    except GettextUnavailable as exc:
+        return "udhr", f"{exc} Identification uses the UDHR corpus instead."
+    return "gettext", None
 
 
 @dataclass(frozen=True)

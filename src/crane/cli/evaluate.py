@@ -1,0 +1,96 @@
+"""``crane evaluate``: bits per byte per language, unmasked and with each neuron set masked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from crane.cli.options import (
+    BatchSizeOpt,
+    BatchTokensOpt,
+    CorpusLangOpt,
+    DeviceOpt,
+    DtypeOpt,
+    ModelOpt,
+    TrustOpt,
+)
+from crane.cli.render import RichReporter, print_matrix, progress_bars, write_json
+from crane.io import check_output_file
+
+
+def evaluation_texts(
+    corpus: str,
+    part: str,
+    langs: str | None,
+    max_texts: int | None,
+    *,
+    lang: str | None = None,
+    default_languages: Sequence[str] | None = None,
+) -> Any:
+    """The evaluation corpus: ``part`` of ``corpus``, the languages in ``langs`` (else
+    ``default_languages``, else all), at most ``max_texts`` texts per language."""
+    from crane.data.builtin import load_corpus
+    from crane.data.languages import parse_language_list
+
+    texts = load_corpus(corpus, part=part, lang=lang)
+    languages = parse_language_list(langs) if langs else default_languages
+    if languages:
+        texts = texts.select(languages)
+    if max_texts:
+        texts = texts.take(max_texts)
+    return texts
+
+
+def evaluate_cmd(
+    model: ModelOpt,
+    neurons: Annotated[
+        list[Path] | None, typer.Option(help="Neuron set JSON file to mask (repeatable).")
+    ] = None,
+    corpus: Annotated[str, typer.Option(help="Built-in corpus name (udhr, gettext) or a path.")] = "udhr",
+    part: Annotated[str, typer.Option(help="Built-in corpus part: identify | heldout | all.")] = "heldout",
+    langs: Annotated[str | None, typer.Option(help="Languages to evaluate, e.g. en,zh,vi.")] = None,
+    lang: CorpusLangOpt = None,
+    max_texts: Annotated[
+        int | None, typer.Option(min=1, help="Evaluate at most this many texts per language.")
+    ] = None,
+    random_controls: Annotated[bool, typer.Option(help="Add a layer-matched random set per row.")] = True,
+    mode: Annotated[str, typer.Option(help="Masking mode: zero | scale.")] = "zero",
+    alpha: Annotated[float, typer.Option(help="Factor for --mode scale.")] = 0.0,
+    seed: int = 0,
+    batch_size: BatchSizeOpt = 64,
+    batch_tokens: BatchTokensOpt = 1024,
+    max_length: int = 128,
+    dtype: DtypeOpt = "float32",
+    device: DeviceOpt = "cpu",
+    trust_remote_code: TrustOpt = False,
+    out: Annotated[Path | None, typer.Option(help="Write the matrix as JSON here.")] = None,
+) -> None:
+    """Bits per byte per language, unmasked and with each neuron set masked."""
+    from crane.evaluation.bpb import masking_matrix
+    from crane.models.loading import load_model
+    from crane.neurons import NeuronSet
+
+    if out is not None:
+        check_output_file(out)  # fail now, not after the evaluation
+    sets = {path.stem: NeuronSet.load(path) for path in neurons or []}
+    texts = evaluation_texts(corpus, part, langs, max_texts, lang=lang)
+    with progress_bars() as bar:
+        reporter = RichReporter(bar)
+        loaded = load_model(
+            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+            progress=reporter.message,
+        )
+        for neuron_set in sets.values():
+            neuron_set.check_fits(loaded.shape)
+        matrix = masking_matrix(
+            loaded.model, loaded.tokenizer, texts, sets,
+            random_controls=random_controls, seed=seed, mode=mode, alpha=alpha,
+            batch_size=batch_size, max_tokens=batch_tokens, max_length=max_length,
+            adapter=loaded.adapter, progress=reporter,
+        )
+    print_matrix(f"bits per byte on {corpus} ({part}); change vs unmasked in brackets", matrix)
+    if out is not None:
+        write_json(out, matrix.to_dict())

@@ -1,0 +1,149 @@
+"""Rich rendering shared by the commands: consoles, progress bars, tables and small writers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class RichReporter:
+    """Renders library progress events as rich progress bars and status lines."""
+
+    def __init__(self, progress: RichProgress) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def start(self, description: str, total: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, visible=False)
+        self.task = self.progress.add_task(description, total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, steps)
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(f"[dim]{text}[/dim]")
+
+
+def progress_bars(disable: bool = False) -> RichProgress:
+    """Progress bars on stderr (description, bar, done/total, elapsed time)."""
+    return RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+        disable=disable,
+    )
+
+
+def note(text: str) -> None:
+    """A yellow ``note:`` line on stderr, one line however long (the text is not markup)."""
+    err_console.print(f"[yellow]note[/yellow]: {escape(text)}", soft_wrap=True)
+
+
+def signed(value: Any) -> str:
+    """``+0.123`` for a number, ``n/a`` for anything else."""
+    return f"{value:+.3f}" if isinstance(value, (int, float)) else "n/a"
+
+
+def write_json(out: Path, data: Any, default: Callable[[Any], Any] = str) -> None:
+    """Write ``data`` as indented JSON to ``out`` (atomically) and say so."""
+    from crane.io import atomic_write_text
+
+    atomic_write_text(out, json.dumps(data, indent=1, default=default) + "\n")
+    console.print(f"wrote {out}")
+
+
+def print_matrix(title: str, matrix: Any) -> None:
+    """A masking matrix: bits per byte per evaluated language, change vs unmasked in brackets."""
+    bpb, delta = matrix.bpb(), matrix.delta()
+    table = Table(title=title)
+    table.add_column("masked \\ evaluated", no_wrap=True, overflow="fold")
+    table.add_column("neurons", justify="right")
+    for lang in bpb.columns:
+        table.add_column(f"{lang} bits/byte", justify="right")
+    for row in bpb.index:
+        cells = [
+            f"{bpb.loc[row, lang]:.3f}" if row == "none"
+            else f"{bpb.loc[row, lang]:.3f} ({delta.loc[row, lang]:+.3f})"
+            for lang in bpb.columns
+        ]
+        table.add_row(row, str(matrix.sizes.get(row, 0)), *cells)
+    console.print(table)
+
+
+def print_neuron_set(neuron_set: Any, title: str) -> None:
+    """Per-language size and per-layer counts of a neuron set."""
+    n_layers = neuron_set.n_layers or 1 + max(
+        (max(layers, default=0) for layers in neuron_set.neurons.values()), default=0
+    )
+    table = Table(title=title)
+    table.add_column("language")
+    table.add_column("neurons", justify="right")
+    table.add_column(f"per layer (0 → {n_layers - 1})")
+    for lang in neuron_set.languages:
+        counts = neuron_set.layer_counts(lang, n_layers)
+        table.add_row(lang, str(neuron_set.size(lang)), " ".join(str(c) for c in counts))
+    console.print(table)
+
+
+def print_overlaps(found: dict[str, Any]) -> None:
+    """Jaccard overlap between the methods' sets, per language."""
+    names = list(found)
+    languages = [
+        lang for lang in found[names[0]].languages
+        if all(lang in s.languages for s in found.values())
+    ]
+    table = Table(title=f"overlap between methods (Jaccard per language: {', '.join(languages)})")
+    table.add_column("method")
+    for name in names:
+        table.add_column(name, justify="right")
+    for a in names:
+        cells = []
+        for b in names:
+            values = [found[a].overlap(found[b], lang)["jaccard"] for lang in languages]
+            cells.append(" ".join(f"{v:.2f}" for v in values))
+        table.add_row(a, *cells)
+    console.print(table)
+
+
+def print_study(results: dict[str, Any]) -> None:
+    """One table per benchmark: each method's own-language damage and diagonal dominance."""
+    languages = results["languages"]
+    for name, bench in results.get("benchmarks", {}).items():
+        metrics = results.get("metrics", {}).get(name, {})
+        table = Table(
+            title=f"{bench['title']}: change on the masked language (diagonal dominance ×)"
+        )
+        table.add_column("method")
+        for lang in languages:
+            table.add_column(lang, justify="right")
+        table.add_row(
+            "unmasked", *(signed(bench["none"][lang]).lstrip("+") for lang in languages)
+        )
+        for method, per_lang in metrics.items():
+            cells = []
+            for lang in languages:
+                m = per_lang.get(lang)
+                if m is None:
+                    cells.append("")
+                    continue
+                delta, dd = bench["delta"][method][lang][lang], m.get("dd")
+                ratio = f"{dd:.1f}×" if isinstance(dd, (int, float)) else "n/a"
+                cells.append(f"{signed(delta)} ({ratio})")
+            table.add_row(method, *cells)
+        console.print(table)

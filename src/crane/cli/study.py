@@ -1,0 +1,70 @@
+"""``crane demo|run|report``: run or resume a study, and rebuild its report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from crane.cli.options import RunDirOpt
+from crane.cli.render import RichReporter, console, print_study, progress_bars
+from crane.io import check_output_dir
+
+
+def run_study(config: Any, out: Path) -> None:
+    """Run (or resume) the study ``config`` in ``out``; print its tables, notes and files."""
+    from crane.pipeline import run_study as run
+
+    check_output_dir(out)
+    with progress_bars() as bar:
+        result = run(config, out, progress=RichReporter(bar))
+    print_study(result.results)
+    for note in result.results.get("notes", []):
+        console.print(f"[yellow]note[/yellow]: {note}")
+    console.print(f"study: {out / 'study.json'} ({result.seconds:.0f} s)")
+    if result.report is not None:
+        console.print(f"report: {result.report}")
+
+
+def demo_cmd(
+    out: RunDirOpt = Path("runs/demo"),
+    model: Annotated[str, typer.Option(help="Model to run the demo on.")] = "gemma-3-270m",
+    seed: int = 0,
+) -> None:
+    """The full study on the packaged Gemma 3 270M: CRANE, gradient × activation and the
+    activation baselines at equal budget, masked evaluation per language, metrics, report."""
+    from crane.demo import demo_config
+
+    run_study(demo_config(model=model, seed=seed), out)
+
+
+def run_cmd(
+    config: Annotated[Path, typer.Argument(help="Study configuration (.toml or .yaml).")],
+    out: RunDirOpt,
+    model: Annotated[
+        str | None, typer.Option(help="Use this model instead of the config's model.")
+    ] = None,
+) -> None:
+    """Run (or resume) a study from a configuration file on any model, languages and corpora."""
+    import dataclasses
+
+    from crane.pipeline import load_config
+
+    study = load_config(config)
+    if model is not None:
+        study = dataclasses.replace(study, model=model)
+    run_study(study, out)
+
+
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A study's run directory (holds study.json).")],
+) -> None:
+    """Rebuild the figures and the HTML report from a study's saved results (no recomputation)."""
+    from crane.report import build_report
+
+    path = build_report(run_dir)
+    results = json.loads((run_dir / "study.json").read_text(encoding="utf-8"))
+    print_study(results)
+    console.print(f"report: {path}")
