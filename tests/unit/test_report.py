@@ -7,16 +7,20 @@ import copy
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 
+import crane.report.figures
 from crane.data.languages import language_name
 from crane.errors import ConfigError
 from crane.report import build_report
+from crane.results import NO_METRIC, ResultsError, StudyResults
 
 LANGS = ["en", "zh", "vi"]
 METHODS = ["crane", "lape", "kojima", "random"]
@@ -325,3 +329,122 @@ def test_missing_or_malformed_study_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"study\.json.*not a crane study"):
         build_report(tmp_path)
     assert not (tmp_path / "report").exists()
+
+
+# ---- the typed results ------------------------------------------------------------------------
+def _as_written(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` as the pipeline writes them: undefined values null, every section present."""
+    results = json.loads(json.dumps(results))
+    results.update(identify_corpus="udhr", relevance_source="crane")
+    results["sweep"]["verified"] = False
+    results["model"].update(revision=None, device="cpu")
+    results["metrics"]["bpb"]["lape"]["vi"].update(dd=None, dd_ci=[None, None])
+    results["relevance"]["lape"]["en"]["rs"] = None
+    return results
+
+
+def test_results_round_trip_and_read_as_objects() -> None:
+    written = _as_written(synthetic_results())
+    results = StudyResults.from_dict(written)
+    assert results.to_dict() == written
+    assert StudyResults.from_dict(results.to_dict()) == results
+    assert results.languages == tuple(LANGS) and results.methods == tuple(METHODS)
+    assert results.model.n_layers == N_LAYERS and results.model.details["revision"] is None
+    entry = results.metrics["bpb"]["lape"]["vi"]
+    assert entry.dd is None and entry.dd_ci == (None, None)
+    assert entry.damage == written["metrics"]["bpb"]["lape"]["vi"]["damage"]
+    assert results.metrics["bpb"]["crane"].get("xx", NO_METRIC) is NO_METRIC
+    assert results.benchmarks["choice"].higher_is_better is True
+    assert results.sweep is not None and results.sweep.budgets == tuple(BUDGETS)
+    assert results.sets["random"].layer_counts["en"] == tuple(
+        written["sets"]["random"]["layer_counts"]["en"]
+    )
+
+
+def _without(key: str) -> Callable[[dict[str, Any]], None]:
+    return lambda results: results.pop(key)
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    *parents, last = path.split(".")
+
+    def change(results: dict[str, Any]) -> None:
+        node = results
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return change
+
+
+def _rename_method(results: dict[str, Any]) -> None:
+    results["metrics"]["bpb"]["plnd"] = results["metrics"]["bpb"].pop("lape")
+
+
+@pytest.mark.parametrize(
+    ("damage", "needles"),
+    [
+        (_without("languages"), ["'languages' is missing"]),
+        (_without("methods"), ["'methods' is missing"]),
+        (_rename_method, ["metrics.bpb.plnd", "method 'plnd'", "crane, lape, kojima, random"]),
+        (_set("benchmarks.bpb.delta.crane.en.zh", "0.1"), ["benchmarks.bpb.delta.crane.en.zh"]),
+        (_set("metrics.choice.crane.zh.dd_ci", [1.0]), ["metrics.choice.crane.zh.dd_ci"]),
+        (_set("sets.crane.sizes.vi", 18.5), ["sets.crane.sizes.vi", "whole number"]),
+        (_set("overlap.between_languages.crane.en.xx", 0.1), ["language 'xx'"]),
+        (_set("languages", ["en", "zh", "en"]), ["languages", "twice"]),
+        (_set("format", "crane-study/9"), ["crane-study/9", "crane-study/1"]),
+    ],
+)
+def test_malformed_results_name_the_problem_and_the_fix(
+    damage: Callable[[dict[str, Any]], None], needles: list[str]
+) -> None:
+    results = synthetic_results()
+    damage(results)
+    with pytest.raises(ResultsError) as caught:
+        StudyResults.from_dict(results, where="runs/x/study.json")
+    message = str(caught.value)
+    assert message.startswith("runs/x/study.json is not a crane study's results")
+    assert message.endswith("run crane demo or crane run again to rewrite it.")
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+def test_a_missing_key_is_a_clear_error_and_leaves_the_report_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = synthetic_results(methods=["crane", "random"], langs=["en", "zh"])
+    run_dir = _write_study(tmp_path / "run", results)
+    build_report(run_dir)
+    before = {
+        name: (data, (run_dir / "report" / name).stat().st_mtime_ns)
+        for name, data in _files(run_dir / "report").items()
+    }
+    del results["methods"]
+    _write_study(run_dir, results)
+    with pytest.raises(ResultsError, match=r"study\.json .*'methods' is missing; run crane"):
+        build_report(run_dir)
+    code, out, err = run_cli(["report", str(run_dir)], capsys)
+    assert code == 2 and "Traceback" not in out + err
+    assert "'methods' is missing" in err and len(err.strip().splitlines()) == 1
+    after = {
+        name: (data, (run_dir / "report" / name).stat().st_mtime_ns)
+        for name, data in _files(run_dir / "report").items()
+    }
+    assert after == before
+
+
+def test_a_bug_in_report_code_raises_as_a_bug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the one check of the results, report code does not dress its errors up as bad
+    input: a failing figure function propagates its own exception, and writes nothing."""
+
+    def broken(results: StudyResults) -> None:
+        raise RuntimeError("a bug in a figure")
+
+    monkeypatch.setattr(crane.report.figures, "selectivity_summary", broken)
+    run_dir = _write_study(tmp_path / "run", synthetic_results(methods=["crane", "random"]))
+    with pytest.raises(RuntimeError, match="a bug in a figure"):
+        build_report(run_dir)
+    assert not (run_dir / "report").exists()

@@ -9,20 +9,19 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from crane.report.figures import (
-    as_dict,
+from crane.report.style import (
     as_float,
     as_interval,
     format_interval,
     format_number,
     language_label,
-    languages_of,
-    methods_of,
+    present,
 )
+from crane.results import NO_METRIC, StudyResults
 
 _CSS = """
 :root { --fg: #1d1d1f; --muted: #5f6368; --line: #d9dce1; --soft: #f5f6f8; --accent: #2a5599; }
@@ -92,35 +91,40 @@ def _value_cell(value: Any, ci: Any = None, *, extra_class: str = "") -> str:
 
 
 # ---- sections ---------------------------------------------------------------------------------
-def _header(results: Mapping[str, Any]) -> str:
-    model = as_dict(results.get("model"))
-    langs = languages_of(results)
-    methods = methods_of(results)
+def _model_name(results: StudyResults, default: str) -> str:
+    model = results.model
+    return str(model.spec or model.details.get("id") or default)
+
+
+def _header(results: StudyResults) -> str:
+    model = results.model
     facts: list[tuple[str, str]] = []
-    facts.append(("Model", _e(model.get("spec") or model.get("id") or "unknown")))
-    n_layers, d_ff = as_float(model.get("n_layers")), as_float(model.get("d_ff"))
-    if math.isfinite(n_layers) and math.isfinite(d_ff):
-        total = int(n_layers) * int(d_ff)
-        facts.append(("Layers × d_ff", f"{int(n_layers)} × {int(d_ff)} = {total:,} MLP neurons"))
+    facts.append(("Model", _e(_model_name(results, "unknown"))))
+    n_layers, d_ff = model.n_layers, model.d_ff
+    if n_layers is not None and d_ff is not None:
+        total = n_layers * d_ff
+        facts.append(("Layers × d_ff", f"{n_layers} × {d_ff} = {total:,} MLP neurons"))
     for key, label in (("dtype", "Dtype"), ("revision", "Revision"), ("sha256", "SHA-256")):
-        if model.get(key):
-            facts.append((label, f"<code>{_e(model[key])}</code>"))
-    facts.append(("Languages", _e(", ".join(language_label(x) for x in langs)) or "none"))
-    facts.append(("Methods", _e(", ".join(methods)) or "none"))
-    if results.get("reference_method"):
-        facts.append(("Reference method", _e(results["reference_method"])))
-    if results.get("relevance_source"):
-        facts.append(("Relevance from", _e(results["relevance_source"])))
-    if results.get("identify_corpus"):
-        facts.append(("Identification corpus", _e(results["identify_corpus"])))
-    if "seed" in results:
-        facts.append(("Seed", _e(results["seed"])))
-    if "seconds" in results:
-        facts.append(("Wall time", _e(_seconds(results["seconds"]))))
+        if model.details.get(key):
+            facts.append((label, f"<code>{_e(model.details[key])}</code>"))
+    langs = ", ".join(language_label(x) for x in results.languages)
+    facts.append(("Languages", _e(langs) or "none"))
+    facts.append(("Methods", _e(", ".join(results.methods)) or "none"))
+    for label, text in (
+        ("Reference method", results.reference_method),
+        ("Relevance from", results.relevance_source),
+        ("Identification corpus", results.identify_corpus),
+    ):
+        if text:
+            facts.append((label, _e(text)))
+    if results.seed is not None:
+        facts.append(("Seed", _e(results.seed)))
+    if results.seconds is not None:
+        facts.append(("Wall time", _e(_seconds(results.seconds))))
     out = ['<dl class="facts">']
     out += [f"<dt>{label}</dt><dd>{value}</dd>" for label, value in facts]
     out.append("</dl>")
-    stages = as_dict(results.get("stage_seconds"))
+    stages = results.stage_seconds
     if stages:
         out.append("<h3>Stage times</h3>")
         out.append('<div class="scroll"><table><tr><th class="row">stage</th><th>seconds</th></tr>')
@@ -130,10 +134,8 @@ def _header(results: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _summary(results: Mapping[str, Any]) -> str:
-    metrics = as_dict(results.get("metrics"))
-    benchmarks = as_dict(results.get("benchmarks"))
-    langs = languages_of(results)
+def _summary(results: StudyResults) -> str:
+    metrics = results.metrics
     out = [
         "<p>Per benchmark, method (rows) and masked language: <b>damage</b> D<sub>L</sub>(L) "
         "on the masked language itself (Δ for bits per byte, −Δ for accuracy, so larger is "
@@ -144,17 +146,17 @@ def _summary(results: Mapping[str, Any]) -> str:
     if not metrics:
         return '<p class="muted">This study computed no metrics.</p>'
     for name, per_method in metrics.items():
-        per_method = as_dict(per_method)
-        bench = as_dict(benchmarks.get(name))
-        methods = [m for m in methods_of(results) if as_dict(per_method.get(m))]
-        bench_langs = [x for x in langs if any(x in per_method[m] for m in methods)]
-        title = bench.get("title") or name
-        unit = bench.get("unit")
+        bench = results.benchmarks.get(name)
+        methods = [m for m in results.methods if per_method.get(m)]
+        bench_langs = present(results.languages, *(per_method[m] for m in methods))
+        title = (bench.title if bench else None) or name
+        unit = bench.unit if bench else None
+        higher_is_better = bench.higher_is_better if bench else None
         direction = ""
-        if "higher_is_better" in bench:
+        if higher_is_better is not None:
             direction = (
                 " — higher is better; damage = −Δ"
-                if bench["higher_is_better"]
+                if higher_is_better
                 else " — lower is better; damage = Δ"
             )
         out.append(
@@ -171,29 +173,25 @@ def _summary(results: Mapping[str, Any]) -> str:
         for method in methods:
             cells = [f'<td class="row">{_e(method)}</td>']
             for lang in bench_langs:
-                entry = as_dict(per_method[method].get(lang))
-                dd = as_float(entry.get("dd"))
-                cells.append(_value_cell(entry.get("damage"), entry.get("damage_ci")))
-                cells.append(
-                    _value_cell(dd, entry.get("dd_ci"), extra_class="hit" if dd >= 5 else "")
-                )
-                cells.append(_value_cell(entry.get("sel"), entry.get("sel_ci")))
+                entry = per_method[method].get(lang, NO_METRIC)
+                dd = as_float(entry.dd)
+                cells.append(_value_cell(entry.damage, entry.damage_ci))
+                cells.append(_value_cell(dd, entry.dd_ci, extra_class="hit" if dd >= 5 else ""))
+                cells.append(_value_cell(entry.sel, entry.sel_ci))
             out.append("<tr>" + "".join(cells) + "</tr>")
         out.append("</table></div>")
     return "\n".join(out)
 
 
-def _unmasked(results: Mapping[str, Any]) -> str:
-    benchmarks = as_dict(results.get("benchmarks"))
-    langs = languages_of(results)
+def _unmasked(results: StudyResults) -> str:
+    langs = results.languages
     rows = []
-    for name, bench in benchmarks.items():
-        bench = as_dict(bench)
-        none, items = as_dict(bench.get("none")), as_dict(bench.get("items"))
+    for name, bench in results.benchmarks.items():
+        none, items = bench.none, bench.items
         if not none:
             continue
-        unit = bench.get("unit")
-        label = f"{bench.get('title') or name}" + (f" ({unit})" if unit else "")
+        unit = bench.unit
+        label = f"{bench.title or name}" + (f" ({unit})" if unit else "")
         cells = [f'<td class="row">{_e(label)}</td>']
         for lang in langs:
             n = items.get(lang)
@@ -214,15 +212,15 @@ def _unmasked(results: Mapping[str, Any]) -> str:
     )
 
 
-def _set_sizes(results: Mapping[str, Any]) -> str:
-    sets = as_dict(results.get("sets"))
+def _set_sizes(results: StudyResults) -> str:
+    sets = results.sets
     if not sets:
         return '<p class="muted">No neuron sets were recorded.</p>'
-    model = as_dict(results.get("model"))
-    n_layers, d_ff = as_float(model.get("n_layers")), as_float(model.get("d_ff"))
-    total = n_layers * d_ff if math.isfinite(n_layers * d_ff) and n_layers * d_ff > 0 else None
-    langs = languages_of(results)
-    methods = [m for m in methods_of(results) if m in sets]
+    n_layers, d_ff = results.model.n_layers, results.model.d_ff
+    total = n_layers * d_ff if n_layers is not None and d_ff is not None else None
+    total = total if total and total > 0 else None
+    langs = results.languages
+    methods = present(results.methods, sets)
     header = (
         '<tr><th class="row">method</th>'
         + "".join(f"<th>{_e(language_label(x))}</th>" for x in langs)
@@ -230,8 +228,8 @@ def _set_sizes(results: Mapping[str, Any]) -> str:
     )
     rows = []
     for method in methods:
-        spec = as_dict(sets[method])
-        sizes = as_dict(spec.get("sizes"))
+        spec = sets[method]
+        sizes = spec.sizes
         cells = [f'<td class="row">{_e(method)}</td>']
         for lang in langs:
             size = as_float(sizes.get(lang))
@@ -242,7 +240,7 @@ def _set_sizes(results: Mapping[str, Any]) -> str:
                 f'<span class="ci">{format_number(100 * size / total, 2)}%</span>' if total else ""
             )
             cells.append(f"<td>{int(size):,}{share}</td>")
-        cells.append(f'<td class="row"><code>{_e(spec.get("file", ""))}</code></td>')
+        cells.append(f'<td class="row"><code>{_e(spec.file or "")}</code></td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     note = " (second line: % of all MLP neurons)" if total else ""
     return (
@@ -251,21 +249,20 @@ def _set_sizes(results: Mapping[str, Any]) -> str:
     )
 
 
-def _verification(results: Mapping[str, Any]) -> str:
-    verification = as_dict(results.get("verification"))
+def _verification(results: StudyResults) -> str:
+    verification = results.verification
     rows = []
     columns: list[str] = []
     for per_lang in verification.values():
-        for entry in as_dict(per_lang).values():
-            for key, value in as_dict(entry).items():
+        for entry in per_lang.values():
+            for key, value in entry.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     if key not in columns:
                         columns.append(key)
     if not columns:
         return ""
     for method, per_lang in verification.items():
-        for lang, entry in as_dict(per_lang).items():
-            entry = as_dict(entry)
+        for lang, entry in per_lang.items():
             cells = [
                 f'<td class="row">{_e(method)}</td>',
                 f'<td class="row">{_e(language_label(lang))}</td>',
@@ -298,35 +295,30 @@ def _figures(figures: Sequence[tuple[str, str, bytes]]) -> str:
     return "\n".join(out)
 
 
-def _notes(results: Mapping[str, Any]) -> str:
-    notes = results.get("notes")
-    if not isinstance(notes, list) or not notes:
+def _notes(results: StudyResults) -> str:
+    if not results.notes:
         return ""
-    items = "".join(f"<li>{_e(n)}</li>" for n in notes)
+    items = "".join(f"<li>{_e(n)}</li>" for n in results.notes)
     return f'<h2 id="notes">Notes</h2><ul class="notes">{items}</ul>'
 
 
-def _provenance(results: Mapping[str, Any]) -> str:
+def _provenance(results: StudyResults) -> str:
     parts = [
         "<p>The options the study ran with and the model it loaded; the numbers above "
         "come from <code>study.json</code> next to this report "
         "(<code>tables/</code> holds them as CSV).</p>"
     ]
-    for key, title in (("model", "Model"), ("config", "Configuration")):
-        if key in results:
-            text = json.dumps(
-                results[key], indent=2, sort_keys=True, ensure_ascii=False, default=str
-            )
+    for title, section in (("Model", results.model.to_dict()), ("Configuration", results.config)):
+        if section is not None:
+            text = json.dumps(section, indent=2, sort_keys=True, ensure_ascii=False, default=str)
             parts.append(f"<h3>{title}</h3><pre>{_e(text)}</pre>")
-    if "format" in results:
-        parts.append(f'<p class="muted">Results format: {_e(results["format"])}</p>')
+    parts.append(f'<p class="muted">Results format: {_e(results.format)}</p>')
     return "\n".join(parts)
 
 
-def render_html(results: Mapping[str, Any], figures: Sequence[tuple[str, str, bytes]]) -> str:
+def render_html(results: StudyResults, figures: Sequence[tuple[str, str, bytes]]) -> str:
     """The report page for ``results`` with ``figures`` as ``(id, caption, PNG bytes)``."""
-    model = as_dict(results.get("model"))
-    spec = str(model.get("spec") or model.get("id") or "study")
+    spec = _model_name(results, "study")
     verification = _verification(results)
     notes = _notes(results)
     sections = [
