@@ -23,7 +23,7 @@ from crane.data.corpus import Corpus
 from crane.errors import ConfigError, CraneError, LanguageError
 from crane.io import atomic_write_text
 from crane.manifest import Manifest, inputs_key
-from crane.methods import get_method, registered_methods
+from crane.methods import get_method, method_names, registered_methods
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
@@ -324,11 +324,11 @@ def budget_plan(
         reference = None
         parse_budget(reference_budget)
         if budget == "own":
-            own = [m for m in methods if get_method(m).has_own_size]
+            own = [m for m in method_names() if get_method(m).has_own_size]
             if any(not get_method(m).has_own_size for m in methods if m not in controls):
                 raise ConfigError(
-                    "--budget own (the method's own set size) applies to "
-                    f"{', '.join(own) or 'methods with an own size'} only."
+                    f"--budget own (the method's own set size) applies to {' and '.join(own)} "
+                    "only."
                 )
         else:
             parse_budget(budget)  # a bad budget fails before any computation
@@ -382,7 +382,7 @@ def identify_methods(
     base = options or IdentifyOptions()
     progress = progress or NullProgress()
     out = Path(out_dir) if out_dir is not None else None
-    fit, validation = _collection_split(corpus, base)
+    fit, validation = _shared_split(corpus, base, methods, verify_methods)
     texts = _texts_provenance(fit, validation)
     result = MethodsResult({}, {}, {})
     activation_stats: Stats | None = None
@@ -433,6 +433,19 @@ def identify_methods(
         result.sets[name] = neurons
         result.seconds[name] = time.perf_counter() - started
     return result
+
+
+def _shared_split(
+    corpus: Corpus,
+    base: IdentifyOptions,
+    methods: list[str],
+    verify_methods: tuple[str, ...] | list[str] | None,
+) -> tuple[Corpus, Corpus | None]:
+    """The run's fit and validation texts: a validation split is held out when any method of
+    the run is verified on it, and then every method is fitted on the same rest."""
+    verified = any(_method_options(base, m, verify_methods).verify for m in methods
+                   if get_method(m).statistics == "relevance")
+    return _collection_split(corpus, replace(base, verify=verified))
 
 
 def reference_method(methods: list[str], budget: str) -> str:
@@ -537,7 +550,7 @@ def collect_shards(
     base = options or IdentifyOptions()
     progress = progress or NullProgress()
     out = Path(out_dir)
-    fit, _ = _collection_split(corpus, base)  # the split identify_methods uses
+    fit, _ = _shared_split(corpus, base, methods, verify_methods)  # as identify_methods
     kinds = {name: get_method(name).statistics for name in methods}
     for name in (m for m in methods if kinds[m] == "relevance"):
         chosen = _method_options(base, name, verify_methods)

@@ -19,6 +19,7 @@ from crane.data.corpus import Corpus
 from crane.errors import ConfigError
 from crane.evaluation.bpb import MaskingMatrix, masking_matrix
 from crane.evaluation.chat import DEFAULT_CHAT_PROMPT, chat_prefix_ids
+from crane.evaluation.metrics import row_metrics
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
 from crane.progress import Progress
@@ -58,11 +59,6 @@ class TransferResult:
             "bits_per_byte_a": self.matrix_a.bpb().to_dict(orient="index"),
             "bits_per_byte_b": self.matrix_b.bpb().to_dict(orient="index"),
         }
-
-
-def _selectivity(delta: Any, row: str, lang: str, languages: list[str]) -> float:
-    others = [float(delta.loc[row, e]) for e in languages if e != lang]
-    return float(delta.loc[row, lang]) - (sum(others) / len(others) if others else 0.0)
 
 
 def layer_jaccard(a: NeuronSet, b: NeuronSet, language: str, n_layers: int) -> list[float]:
@@ -130,8 +126,8 @@ def transfer(
         row = "set" if len(neurons.languages) == 1 else f"set:{lang}"
         a, b = float(delta_a.loc[row, lang]), float(delta_b.loc[row, lang])
         ratio[lang] = b / a if a != 0 else math.nan
-        sel_a[lang] = _selectivity(delta_a, row, lang, languages)
-        sel_b[lang] = _selectivity(delta_b, row, lang, languages)
+        sel_a[lang] = row_metrics(delta_a.loc[row, languages].to_dict(), lang)["sel"]
+        sel_b[lang] = row_metrics(delta_b.loc[row, languages].to_dict(), lang)["sel"]
         if own_set_b is not None and lang in own_set_b.languages:
             jaccard[lang] = neurons.overlap(own_set_b, lang)["jaccard"]
             per_layer[lang] = layer_jaccard(neurons, own_set_b, lang, model_b.shape.n_layers)

@@ -18,12 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from crane.data.batching import TokenizedTexts, count_batches, pad_token_id, tokenize_texts
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError
-from crane.evaluation.bpb import text_nats
+from crane.evaluation.benchmarks import BitsPerByteBenchmark
+from crane.evaluation.conditions import UNMASKED, Condition, run_conditions
 from crane.faults import checkpoint
-from crane.intervene import mask_neurons
 from crane.models.adapters import Adapter, get_adapter
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
@@ -68,47 +67,53 @@ class LanguageReport:
 
 
 class _Evaluator:
-    """Bits per byte of every language's verification texts under a mask."""
+    """Bits per byte of every language's verification texts under a mask at ``site``
+    (through the one evaluation loop, :func:`crane.evaluation.conditions.run_conditions`)."""
 
     def __init__(
-        self, model: nn.Module, tokenizer: Any, corpus: Corpus, options: VerifyOptions, adapter: Adapter
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        corpus: Corpus,
+        options: VerifyOptions,
+        adapter: Adapter,
+        site: str,
+        shape: tuple[int, int],
     ) -> None:
-        self.model, self.adapter, self.options = model, adapter, options
-        self.pad_id = pad_token_id(tokenizer)
-        self.tokenized: dict[str, TokenizedTexts] = {
-            lang: tokenize_texts(tokenizer, corpus[lang], max_length=options.max_length)
-            for lang in corpus.languages
-        }
-        self.batches = {
-            lang: count_batches(t, batch_size=options.batch_size, max_tokens=options.batch_tokens)
-            for lang, t in self.tokenized.items()
-        }
+        self.model, self.adapter, self.site, self.shape = model, adapter, site, shape
+        self.benchmark = BitsPerByteBenchmark(
+            model, tokenizer, corpus, batch_size=options.batch_size,
+            batch_tokens=options.batch_tokens, max_length=options.max_length,
+        )
+        self.languages = list(corpus.languages)
+        self.batches = {lang: self.benchmark.batches(lang) for lang in self.languages}
         self.passes_per_eval = sum(self.batches.values())
-        self.baseline = self._bpb()
+        self.baseline = self._bpb(UNMASKED, self.languages)
 
-    def _bpb(self, languages: list[str] | None = None) -> dict[str, float]:
-        out = {}
-        for lang, tok in self.tokenized.items():
-            if languages is not None and lang not in languages:
-                continue
-            nats = text_nats(
-                self.model, tok, batch_size=self.options.batch_size,
-                max_tokens=self.options.batch_tokens, pad_id=self.pad_id,
-            )
-            out[lang] = float(nats.sum() / np.log(2) / max(sum(tok.n_bytes), 1))
-        return out
+    def _bpb(self, condition: Condition, languages: list[str]) -> dict[str, float]:
+        cells = run_conditions(
+            self.model, [condition], [self.benchmark], languages=languages, adapter=self.adapter
+        )[self.benchmark.name]
+        return {lang: cells[(condition.name, lang)].value for lang in languages}
 
-    def delta(self, flat: list[int], d_ff: int, first: str | None = None) -> dict[str, float]:
-        """Change in bits per byte per language when the flat-indexed neurons are zeroed.
+    def delta(self, flat: list[int], language: str, first: bool = False) -> dict[str, float]:
+        """Change in bits per byte per language when the flat-indexed neurons are zeroed as
+        ``language``'s set.
 
         With ``first``, that language is evaluated alone first, and the others only when its
         change is positive (a group that does not hurt its own language fails anyway); the
-        result then holds ``first`` alone.
+        result then holds ``language`` alone.
         """
-        with mask_neurons(self.model, to_layer_indices(torch.tensor(flat), d_ff), adapter=self.adapter):
-            masked = self._bpb([first] if first is not None else None)
-            if first is not None and masked[first] > self.baseline[first]:
-                masked.update(self._bpb([lang for lang in self.tokenized if lang != first]))
+        n_layers, d_ff = self.shape
+        group = NeuronSet(
+            {language: to_layer_indices(torch.tensor(flat, dtype=torch.long), d_ff)},
+            self.site, n_layers, d_ff,
+        )
+        condition = Condition("group", group, language)
+        others = [lang for lang in self.languages if lang != language]
+        masked = self._bpb(condition, [language] if first else self.languages)
+        if first and masked[language] > self.baseline[language]:
+            masked.update(self._bpb(condition, others))
         return {lang: masked[lang] - self.baseline[lang] for lang in masked}
 
     def passes(self, languages: list[str]) -> int:
@@ -157,7 +162,10 @@ def verify_candidates(
             "language some held-out texts or switch verification off (--no-verify)."
         )
     n_layers, d_ff = next(iter(scores.values.values())).shape
-    evaluator = _Evaluator(model, tokenizer, verify_corpus.select(languages), options, adapter)
+    evaluator = _Evaluator(
+        model, tokenizer, verify_corpus.select(languages), options, adapter, site,
+        (n_layers, d_ff),
+    )
     progress.start("causal verification (group tests)", options.max_tests * len(languages))
     neurons: dict[str, dict[int, list[int]]] = {}
     reports: dict[str, LanguageReport] = {}
@@ -176,7 +184,7 @@ def verify_candidates(
                 kept += untested  # kept as ranked, flagged in the report
                 break
             group = queue.pop(0)
-            delta = evaluator.delta(group, d_ff, first=lang)
+            delta = evaluator.delta(group, lang, first=True)
             report.tests += 1
             report.forward_passes += evaluator.passes(list(delta))
             progress.advance(1)
@@ -198,7 +206,7 @@ def verify_candidates(
                 queue = _split(refill, options.groups)
         progress.advance(options.max_tests - report.tests)
         report.one_by_one_forward_passes = cursor * evaluator.passes_per_eval
-        report.delta_of_final_set = evaluator.delta(kept, d_ff) if kept else {}
+        report.delta_of_final_set = evaluator.delta(kept, lang) if kept else {}
         report.forward_passes += evaluator.passes_per_eval if kept else 0
         neurons[lang] = to_layer_indices(torch.tensor(sorted(kept), dtype=torch.long), d_ff)
         reports[lang] = report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import torch
 
 from crane.data.corpus import Corpus
@@ -11,14 +13,14 @@ from crane.verify import VerifyOptions, _Evaluator, verify_candidates
 BAD = {3, 4, 17, 30}  # candidates whose masking hurts the other language more
 
 
-def fake_delta(self, flat, d_ff, first=None):  # type: ignore[no-untyped-def]
+def fake_delta(self, flat, language, first=False):  # type: ignore[no-untyped-def]
     good = [i for i in flat if i not in BAD]
     bad = [i for i in flat if i in BAD]
-    mine = first or "en"
+    mine = language
     other = "zh" if mine == "en" else "en"
     own = 1.0 * len(good) - 20.0 * len(bad)  # one bad neuron sinks any group it is in
     out = {mine: own}
-    if first is None or own > 0:
+    if not first or own > 0:
         out[other] = 0.1 * len(good) + 2.0 * len(bad)
     return out
 
@@ -61,3 +63,27 @@ def test_test_budget_keeps_untested_candidates_flagged(monkeypatch, tiny_llama_d
     )
     assert reports["en"].tests == 3 and reports["en"].untested > 0
     assert neurons.meta["verification"]["languages"]["en"]["untested"] == reports["en"].untested
+
+
+def test_verification_masks_at_the_sets_site(tiny_llama_dir) -> None:  # type: ignore[no-untyped-def]
+    """A group is masked at the site of the set being verified (not always down_in)."""
+    from crane.data.corpus import Corpus
+    from crane.evaluation.bpb import bits_per_byte
+    from crane.intervene import mask_neurons
+    from crane.models.loading import load_model
+
+    loaded = load_model(tiny_llama_dir)
+    texts = {"en": ["All human beings are born free."], "zh": ["人人生而自由。"]}
+    shape = (loaded.shape.n_layers, loaded.shape.d_ff)
+    flat = list(range(0, loaded.shape.d_ff, 3))  # layer 0, every third neuron
+    for site in ("act", "down_in"):
+        ev = _Evaluator(
+            loaded.model, loaded.tokenizer, Corpus(texts), VerifyOptions(), loaded.adapter,
+            site, shape,
+        )
+        got = ev.delta(flat, "en")
+        with mask_neurons(loaded.model, {0: flat}, site=site, adapter=loaded.adapter):
+            masked = bits_per_byte(loaded.model, loaded.tokenizer, texts["en"]).value
+        plain = bits_per_byte(loaded.model, loaded.tokenizer, texts["en"]).value
+        assert got["en"] == pytest.approx(masked - plain, abs=1e-9)
+        assert got["en"] != 0.0

@@ -7,7 +7,6 @@ tokenizers can be compared (per-token perplexity cannot).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,16 +25,22 @@ from crane.data.batching import (
 )
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError, LanguageError
-from crane.intervene import mask_neurons
+from crane.evaluation.conditions import (
+    NONE,
+    UNMASKED,
+    Condition,
+    control_conditions,
+    control_seeds,
+    run_conditions,
+    set_conditions,
+)
+from crane.evaluation.metrics import bpb_units
 from crane.models.adapters import Adapter, get_adapter
 from crane.models.head import final_hidden, output_logits
 from crane.models.placement import input_device
 from crane.models.sites import model_shape
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
-
-NONE = "none"
-"""Row name of the unmasked condition."""
 
 
 @dataclass
@@ -55,7 +60,7 @@ class BitsPerByte:
     @property
     def value(self) -> float:
         """Bits per byte over all texts (total bits / total bytes)."""
-        return float(self.nats.sum() / math.log(2) / max(int(self.n_bytes.sum()), 1))
+        return bpb_units(self.nats, self.n_bytes).value
 
 
 HEAD_CHUNK = 512
@@ -176,29 +181,6 @@ class MaskingMatrix:
         }
 
 
-def mask_rows(
-    masks: Mapping[str, NeuronSet], random_controls: bool, seed: int, d_ff: int
-) -> dict[str, NeuronSet]:
-    """Masking condition name → single-language NeuronSet: ``<set>`` (one-language set) or
-    ``<set>:<lang>``, then ``random~<row>`` layer-matched controls when ``random_controls``."""
-    rows: dict[str, NeuronSet] = {}
-    for name, neuron_set in masks.items():
-        for lang in neuron_set.languages:
-            single = NeuronSet(
-                {lang: neuron_set.layers(lang)},
-                neuron_set.site,
-                neuron_set.n_layers,
-                neuron_set.d_ff,
-                neuron_set.meta,
-            )
-            row = name if len(neuron_set.languages) == 1 else f"{name}:{lang}"
-            rows[row] = single
-    if random_controls:
-        for offset, (row, single) in enumerate(list(rows.items())):
-            rows[f"random~{row}"] = single.random_like(seed=seed + offset, d_ff=d_ff)
-    return rows
-
-
 def masking_matrix(
     model: nn.Module,
     tokenizer: Any,
@@ -207,6 +189,7 @@ def masking_matrix(
     *,
     random_controls: bool = True,
     seed: int = 0,
+    random_seeds: int = 1,
     mode: str = "zero",
     alpha: float = 0.0,
     means: torch.Tensor | None = None,
@@ -220,61 +203,79 @@ def masking_matrix(
     """Evaluate bits per byte of every language of ``corpus`` unmasked and under each mask.
 
     Each NeuronSet in ``masks`` gives one row per language it holds (that language's neurons
-    masked); with ``random_controls`` each row gets a layer-matched random set of the same size.
+    masked); with ``random_controls`` each set gets layer-matched random controls of the same
+    per-layer sizes (``random_seeds`` seeds), evaluated through
+    :func:`crane.evaluation.conditions.run_conditions`.
     ``prefix_ids`` (a chat template's opening, :mod:`crane.evaluation.chat`) are read before
     every window instead of BOS and never scored.
     """
+    from crane.evaluation.benchmarks import BitsPerByteBenchmark
+
+    progress = progress or NullProgress()
     adapter = adapter or get_adapter(model)
     shape = model_shape(model, adapter)
     for neuron_set in masks.values():
         neuron_set.check_fits(shape)
-    rows = mask_rows(masks, random_controls, seed, shape.d_ff)
-    languages = corpus.languages
-    pad_id = pad_token_id(tokenizer)
-    tokenized = {
-        lang: tokenize_texts(tokenizer, corpus[lang], max_length=max_length, prefix_ids=prefix_ids)
-        for lang in languages
-    }
-    progress = progress or NullProgress()
-    total = (1 + len(rows)) * sum(
-        count_batches(t, batch_size=batch_size, max_tokens=max_tokens) for t in tokenized.values()
+    benchmark = BitsPerByteBenchmark(
+        model, tokenizer, corpus, batch_size=batch_size, batch_tokens=max_tokens,
+        max_length=max_length, prefix_ids=prefix_ids, progress=progress,
     )
-    progress.start("masked evaluation", total)
-
-    def evaluate_all(condition: str) -> None:
-        for lang in languages:
-            tok = tokenized[lang]
-            nats = text_nats(
-                model,
-                tok,
-                batch_size=batch_size,
-                max_tokens=max_tokens,
-                pad_id=pad_id,
-                progress=progress,
-            )
-            results[(condition, lang)] = BitsPerByte(
-                nats, np.asarray(tok.n_bytes), np.asarray(tok.n_tokens)
-            )
-
-    results: dict[tuple[str, str], BitsPerByte] = {}
-    evaluate_all(NONE)
-    for row, neuron_set in rows.items():
-        with mask_neurons(
-            model, neuron_set, mode=mode, alpha=alpha, means=means, adapter=adapter
-        ):
-            evaluate_all(row)
-    sizes = {NONE: 0, **{row: s.size() for row, s in rows.items()}}
+    rows = matrix_conditions(masks, random_controls, seed, shape.d_ff, random_seeds)
+    languages = corpus.languages
+    progress.start(
+        "masked evaluation", len(rows) * sum(benchmark.batches(lang) for lang in languages)
+    )
+    cells = run_conditions(
+        model, rows, [benchmark], languages=languages, adapter=adapter,
+        mode=mode, alpha=alpha, means=means, progress=progress,
+    )[benchmark.name]
+    results = {key: cell.detail for key, cell in cells.items()}
     meta = {
         "mode": mode,
         "alpha": alpha if mode == "scale" else None,
         "seed": seed,
+        "random_seeds": random_seeds if random_controls else 0,
         "batch_size": batch_size,
         "max_tokens": max_tokens,
         "max_length": max_length,
         "prefix_tokens": len(prefix_ids) if prefix_ids else 0,
         "corpus": corpus.provenance,
-        "site": {row: s.site for row, s in rows.items()},
+        **condition_meta(rows, shape),
+    }
+    return MaskingMatrix(
+        languages, [c.name for c in rows], results, condition_sizes(rows), meta
+    )
+
+
+def matrix_conditions(
+    masks: Mapping[str, NeuronSet],
+    random_controls: bool,
+    seed: int,
+    d_ff: int,
+    random_seeds: int = 1,
+) -> list[Condition]:
+    """The rows of a masking matrix: ``none``, one row per (set, language) — named ``<set>``
+    for a one-language set, else ``<set>:<lang>`` — and, with ``random_controls``, the
+    layer-matched random controls ``random~<row>`` of every set (``random_seeds`` seeds from
+    ``seed``; further seeds are named ``random~<set>#<seed>...``)."""
+    rows = [UNMASKED, *set_conditions(masks)]
+    if random_controls:
+        rows += control_conditions(masks, seeds=control_seeds(seed, random_seeds), d_ff=d_ff)
+    return rows
+
+
+def condition_sizes(rows: list[Condition]) -> dict[str, int]:
+    """Masked neurons per row (0 for ``none``)."""
+    return {
+        c.name: c.neurons.size(c.masked) if c.neurons is not None and c.masked else 0
+        for c in rows
+    }
+
+
+def condition_meta(rows: list[Condition], shape: Any) -> dict[str, Any]:
+    """The masked site of every row and the model's shape, for a matrix's provenance."""
+    return {
+        "site": {c.name: c.neurons.site for c in rows if c.neurons is not None},
         "n_layers": shape.n_layers,
         "d_ff": shape.d_ff,
     }
-    return MaskingMatrix(languages, [NONE, *rows], results, sizes, meta)

@@ -32,9 +32,15 @@ from torch import nn
 from crane.data.batching import TokenizedTexts, Window, count_batches, pad_token_id
 from crane.data.choice_files import STYLES, ChoiceItem, ChoiceSet, uses_spaces
 from crane.errors import ConfigError, LanguageError
-from crane.evaluation.bpb import NONE, mask_rows, text_nats
+from crane.evaluation.bpb import (
+    NONE,
+    condition_meta,
+    condition_sizes,
+    matrix_conditions,
+    text_nats,
+)
+from crane.evaluation.conditions import run_conditions
 from crane.evaluation.metrics import Units, accuracy_units
-from crane.intervene import mask_neurons
 from crane.models.adapters import Adapter, get_adapter
 from crane.models.sites import model_shape
 from crane.neurons import NeuronSet
@@ -299,7 +305,8 @@ class ChoiceMatrix:
     """Multiple-choice scores for every (masking condition, evaluated language) pair.
 
     Rows: ``none`` (unmasked), one row per masked (set, language) — named as in
-    :func:`crane.evaluation.bpb.mask_rows` — and layer-matched random controls ``random~<row>``.
+    :func:`crane.evaluation.bpb.matrix_conditions` — and layer-matched random controls
+    ``random~<row>``.
     Columns: evaluated languages. ``results`` keeps every cell's :class:`ChoiceScores`, so the
     per-item correctness (:meth:`correct`) is there for bootstrap intervals (:meth:`units`).
     """
@@ -370,6 +377,7 @@ def choice_matrix(
     *,
     random_controls: bool = True,
     seed: int = 0,
+    random_seeds: int = 1,
     mode: str = "zero",
     alpha: float = 0.0,
     means: torch.Tensor | None = None,
@@ -381,47 +389,34 @@ def choice_matrix(
 ) -> ChoiceMatrix:
     """Score every language of ``choice_set`` unmasked and under each mask.
 
-    Mirrors :func:`crane.evaluation.bpb.masking_matrix`: each NeuronSet in ``masks`` gives one row
-    per language it holds (that language's neurons masked with ``mode``/``alpha``/``means``);
-    with ``random_controls`` each row gets a layer-matched random set of the same size. Items are
+    The rows are :func:`crane.evaluation.bpb.matrix_conditions`'s: each NeuronSet in ``masks``
+    gives one row per language it holds (that language's neurons masked with ``mode``/``alpha``/``means``);
+    with ``random_controls`` each set gets layer-matched random controls. Items are
     formatted by ``choice_set.style`` and tokenized once; scoring follows :func:`choice_scores`.
     """
+    from crane.evaluation.benchmarks import ChoiceBenchmark
+
     adapter = adapter or get_adapter(model)
     shape = model_shape(model, adapter)
     for neuron_set in masks.values():
         neuron_set.check_fits(shape)
-    rows = mask_rows(masks, random_controls, seed, shape.d_ff)
+    rows = matrix_conditions(masks, random_controls, seed, shape.d_ff, random_seeds)
     languages = choice_set.languages
     length = _resolve_max_length(model, max_length)
-    prepared = {
-        lang: _prepare(tokenizer, choice_set[lang], choice_set.style, lang, length)
-        for lang in languages
-    }
-    pad_id = pad_token_id(tokenizer)
     progress = progress or NullProgress()
-    total = (1 + len(rows)) * sum(
-        count_batches(p.tokenized, batch_size=batch_size, max_tokens=max_tokens)
-        for p in prepared.values()
+    benchmark = ChoiceBenchmark(
+        model, tokenizer, choice_set, batch_size=batch_size, batch_tokens=max_tokens,
+        max_length=length, progress=progress,
     )
-    progress.start("masked multiple choice", total)
-    results: dict[tuple[str, str], ChoiceScores] = {}
-
-    def evaluate_all(condition: str) -> None:
-        for lang in languages:
-            results[(condition, lang)] = _score(
-                model,
-                prepared[lang],
-                batch_size=batch_size,
-                max_tokens=max_tokens,
-                pad_id=pad_id,
-                progress=progress,
-            )
-
-    evaluate_all(NONE)
-    for row, neuron_set in rows.items():
-        with mask_neurons(model, neuron_set, mode=mode, alpha=alpha, means=means, adapter=adapter):
-            evaluate_all(row)
-    sizes = {NONE: 0, **{row: s.size() for row, s in rows.items()}}
+    progress.start(
+        "masked multiple choice", len(rows) * sum(benchmark.batches(lang) for lang in languages)
+    )
+    cells = run_conditions(
+        model, rows, [benchmark], languages=languages, adapter=adapter,
+        mode=mode, alpha=alpha, means=means, progress=progress,
+    )[benchmark.name]
+    results = {key: cell.detail for key, cell in cells.items()}
+    prepared = {lang: benchmark.prepared(lang) for lang in languages}
     meta = {
         "benchmark": "multiple_choice",
         "style": choice_set.style,
@@ -436,8 +431,7 @@ def choice_matrix(
         "max_length": length,
         "truncated_items": {lang: prepared[lang].n_truncated for lang in languages},
         "choice_set": choice_set.provenance,
-        "site": {row: s.site for row, s in rows.items()},
-        "n_layers": shape.n_layers,
-        "d_ff": shape.d_ff,
+        "random_seeds": random_seeds if random_controls else 0,
+        **condition_meta(rows, shape),
     }
-    return ChoiceMatrix(languages, [NONE, *rows], results, sizes, meta)
+    return ChoiceMatrix(languages, [c.name for c in rows], results, condition_sizes(rows), meta)

@@ -15,7 +15,7 @@ language's units with replacement and reuses the **same** resample for every mas
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,36 @@ undefined (NaN) rather than a huge number made of rounding error."""
 def _ratio(own: np.ndarray, others: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(np.abs(others) > RATIO_FLOOR, own / others, np.nan)
+
+
+def off_target(others: Sequence[np.ndarray | float]) -> np.ndarray:
+    """Mean damage on the other languages (NaN when there are none)."""
+    if not len(others):
+        return np.asarray(np.nan)
+    return np.mean(np.asarray(others, dtype=np.float64), axis=0)
+
+
+def selectivity(own: np.ndarray | float, off: np.ndarray | float) -> np.ndarray:
+    """``Sel_L = D_L(L) − mean_{E≠L} D_L(E)`` (the headline number), elementwise."""
+    return np.asarray(own, dtype=np.float64) - np.asarray(off, dtype=np.float64)
+
+
+def diagonal_dominance(own: np.ndarray | float, off: np.ndarray | float) -> np.ndarray:
+    """``DD_L = D_L(L) / mean_{E≠L} D_L(E)``; NaN when the off-target damage is ~0."""
+    return _ratio(np.asarray(own, dtype=np.float64), np.asarray(off, dtype=np.float64))
+
+
+def row_metrics(damage: Mapping[str, float], masked: str) -> dict[str, float]:
+    """Own damage, off-target damage, Sel and DD of one row's point estimates
+    (``damage``: evaluated language → damage when ``masked``'s neurons are masked)."""
+    own = float(damage[masked])
+    off = float(off_target([v for lang, v in damage.items() if lang != masked]))
+    return {
+        "damage": own,
+        "off_target": off,
+        "sel": float(selectivity(own, off)),
+        "dd": float(diagonal_dominance(own, off)),
+    }
 
 
 def matrix_metrics(
@@ -140,9 +170,9 @@ def matrix_metrics(
             if masked not in d:
                 continue
             damage = sign * d[masked]
-            others = [sign * d[lang] for lang in languages if lang != masked]
-            off = np.mean(others, axis=0) if others else np.full_like(damage, np.nan)
-            sel, dd = damage - off, _ratio(damage, off)
+            off = off_target([sign * d[lang] for lang in languages if lang != masked])
+            off = np.broadcast_to(off, damage.shape)
+            sel, dd = selectivity(damage, off), diagonal_dominance(damage, off)
             metrics[method][masked] = {
                 "damage": float(damage[0]),
                 "damage_ci": _interval(damage[1:]),
