@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from crane.data.builtin import cache_dir
 from crane.errors import ModelLoadError
 from crane.io import atomic_write_json
 from crane.models.gguf import load_gguf, quiet_transformers
@@ -50,13 +51,8 @@ _MISSING_EXTRA = (
 
 def cache_root() -> Path:
     """Crane's cache directory: ``$CRANE_CACHE_DIR``, else ``$XDG_CACHE_HOME/crane-neurons``,
-    else ``~/.cache/crane-neurons``. Not created here."""
-    explicit = os.environ.get("CRANE_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "crane-neurons"
+    else ``~/.cache/crane-neurons`` (:func:`crane.data.builtin.cache_dir`). Not created here."""
+    return cache_dir()
 
 
 def demo_cache_path(cache_dir: str | Path | None = None) -> Path:
