@@ -32,18 +32,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from crane.collect import run_shards, shard_meta
 from crane.data.batching import Batch, TokenizedTexts
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError
-from crane.methods import ACTIVATION_METHODS, METHODS, RELEVANCE_SCORED
 from crane.models.adapters import Adapter, get_adapter
 from crane.models.head import final_hidden
 from crane.models.placement import input_device, materialized
@@ -55,9 +53,9 @@ from crane.models.sites import (
     model_shape,
     site_hooks,
 )
-from crane.neurons import NeuronSet
 from crane.progress import Progress
-from crane.stats import LanguageStats, Stats, merge_all
+from crane.shards import ShardRun, collection_meta, merged_main, run_collection
+from crane.stats import LanguageStats, Stats
 
 TEXT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 TEXT_KEYS = ("text_mean", "text_plnd")
@@ -177,7 +175,7 @@ def collect_activations(
     options = (options or ActivationOptions()).validate()
     adapter = adapter or get_adapter(model)
     shape = model_shape(model, adapter)
-    model_id = model_id or {}
+    run = ShardRun(out_dir, model_id or {}, max_texts, max_tokens, progress, on_shard, part)
     norms = down_norms(model, adapter)
     store = TEXT_DTYPES[options.text_dtype]
 
@@ -211,28 +209,16 @@ def collect_activations(
         )
         return {"": Stats({lang: stats}), "texts": Stats({lang: per_text})}
 
-    results = run_shards(
+    results = run_collection(
+        "activations",
         tokenizer,
         corpus,
         compute,
-        shard_meta=lambda lang, index, chunk: shard_meta(
-            "activations", options, model_id, lang, index, chunk
-        ),
+        options,
+        run,
         label=f"activations ({options.site})",
-        shard_texts=options.shard_texts,
-        max_length=options.max_length,
-        batch_size=options.batch_size,
-        batch_tokens=options.batch_tokens,
-        parts=("", "texts"),
-        out_dir=out_dir,
-        max_texts=max_texts,
-        max_tokens=max_tokens,
-        progress=progress,
-        on_shard=on_shard,
-        part=part,
+        suffixes=("", "texts"),
     )
-    results = {lang: shards for lang, shards in results.items() if shards}
-    languages = {lang: merge_all(s[""] for s in shards)[lang] for lang, shards in results.items()}
     texts = {
         lang: {
             key: torch.cat([s["texts"][lang].tensors[key].float() for s in shards])
@@ -240,121 +226,13 @@ def collect_activations(
         }
         for lang, shards in results.items()
     }
-    meta = {
-        "kind": "activations",
-        "options": asdict(options),
-        "model": model_id,
-        "n_layers": shape.n_layers,
-        "d_ff": shape.d_ff,
-        "corpus": corpus.provenance,
-        "budget": {"max_texts": max_texts, "max_tokens": max_tokens},
-        "shards": {lang: len(shards) for lang, shards in results.items()},
-        "down_norms_sha256": hashlib.sha256(norms.numpy().tobytes()).hexdigest(),
-    }
-    if part is not None:
-        meta["part"] = list(part)
-    return ActivationStats(languages, meta, texts)
-
-
-# ---- one entry point for every method ------------------------------------------------------
-
-
-def select_with(
-    method: str,
-    stats: Stats,
-    *,
-    budget: Any = None,
-    site: str = "down_in",
-    score_options: dict[str, Any] | None = None,
-    seed: int = 0,
-) -> NeuronSet:
-    """The neuron set of an activation method (or ``crane``/``gradxact`` on relevance
-    statistics) from already collected ``stats``; see :func:`identify_with` for ``budget``."""
-    from crane.scoring import DEFAULT_FRACTION, SCORERS, Budget, select_top
-    from crane.scoring.lape import lape_set
-    from crane.scoring.plnd import plnd_set
-
-    score_options = dict(score_options or {})
-    scorer = "crane" if method in RELEVANCE_SCORED else method
-    if scorer not in SCORERS:
-        raise ConfigError(f"Unknown method '{method}'; use one of: {', '.join(METHODS)}.")
-    if method == "random":
-        score_options.setdefault("seed", seed)
-    if budget is None and method == "lape":
-        return lape_set(stats, site="act", **score_options)
-    if budget is None and method == "plnd":
-        return plnd_set(
-            stats, site=site, **{k: v for k, v in score_options.items() if k == "top_number"}
-        )
-    scores = SCORERS[scorer](stats, **score_options)
-    chosen = budget if budget is not None else Budget(fraction=DEFAULT_FRACTION)
-    out_site = "act" if method == "lape" else site
-    return select_top(scores, chosen, site=out_site, meta={"identified_with": method})
-
-
-def identify_with(
-    method: str,
-    model: nn.Module,
-    tokenizer: Any,
-    corpus: Corpus,
-    *,
-    budget: Any = None,
-    site: str = "down_in",
-    score_options: dict[str, Any] | None = None,
-    reference: NeuronSet | None = None,
-    seed: int = 0,
-    out_dir: str | Path | None = None,
-    adapter: Adapter | None = None,
-    model_id: dict[str, Any] | None = None,
-    max_texts: int | None = None,
-    max_tokens: int | None = None,
-    max_length: int = 128,
-    shard_texts: int = 64,
-    progress: Progress | None = None,
-) -> NeuronSet:
-    """Neurons of every language of ``corpus`` by ``method`` (``crane``, ``gradxact``, ``lape``,
-    ``kojima``, ``plnd``, ``actmean``, ``random``), without causal verification.
-
-    ``budget`` (a :class:`crane.scoring.Budget`, incl. ``match``) selects the top of the
-    method's Scores; ``None`` gives LAPE's and PLND's own sets, and 0.5% of all neurons for the
-    others. ``random`` with ``reference`` gives a layer-matched random copy of that set.
-    LAPE's sets are at the ``act`` site (where its probabilities are counted).
-    """
-    from crane.collect import RelevanceOptions, collect_relevance
-
-    if method == "random" and reference is not None:
-        return reference.random_like(seed=seed)
-    common = dict(
-        out_dir=out_dir,
-        adapter=adapter,
-        model_id=model_id,
-        max_texts=max_texts,
-        max_tokens=max_tokens,
-        progress=progress,
-    )
-    if method in ACTIVATION_METHODS:
-        stats = collect_activations(
-            model,
-            tokenizer,
-            corpus,
-            options=ActivationOptions(site=site, max_length=max_length, shard_texts=shard_texts),
-            **common,
-        )
-        return select_with(
-            method, stats, budget=budget, site=site, score_options=score_options, seed=seed
-        )
-    if method not in RELEVANCE_SCORED:
-        raise ConfigError(f"Unknown method '{method}'; use one of: {', '.join(METHODS)}.")
-    stats = collect_relevance(
-        model,
-        tokenizer,
+    meta = collection_meta(
+        "activations",
+        options,
+        shape,
         corpus,
-        options=RelevanceOptions(
-            site=site,
-            method=RELEVANCE_SCORED[method],
-            max_length=max_length,
-            shard_texts=shard_texts,
-        ),
-        **common,
+        run,
+        results,
+        down_norms_sha256=hashlib.sha256(norms.numpy().tobytes()).hexdigest(),
     )
-    return select_with(method, stats, budget=budget, site=site, score_options=score_options)
+    return ActivationStats(merged_main(results), meta, texts)

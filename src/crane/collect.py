@@ -9,40 +9,59 @@ gradient of the batch's summed f gives every row's own relevance. The product a�
 over positions inside a tensor hook during the backward pass, so no per-token tensor of all
 neurons outlives its layer's backward step.
 
-The corpus of each language is cut into fixed shards of consecutive texts; each shard's
-statistics are saved (safetensors + JSON sidecar) as soon as they are complete, so a killed run
-resumes with the shards it has and ends with the same numbers.
+The corpus of each language is cut into fixed shards of consecutive texts by the shard engine
+(:mod:`crane.shards`); each shard's statistics are saved (safetensors + JSON sidecar) as soon as
+they are complete, so a killed run resumes with the shards it has and ends with the same numbers.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from crane.data.batching import (
-    Batch,
-    TokenizedTexts,
-    count_batches,
-    iter_batches,
-    pad_token_id,
-    tokenize_texts,
-)
+from crane.data.batching import Batch, TokenizedTexts
 from crane.data.corpus import Corpus
-from crane.errors import ConfigError, LanguageError
+from crane.errors import ConfigError
 from crane.models.adapters import Adapter, get_adapter
 from crane.models.head import final_hidden, gold_logits, output_logits
 from crane.models.placement import input_device
 from crane.models.sites import check_site, decoder_layers, model_shape, site_hooks
-from crane.progress import NullProgress, Progress
-from crane.stats import LanguageStats, Stats, merge_all, read_sidecar
+from crane.progress import Progress
+from crane.shards import (
+    ShardCompute,
+    ShardRun,
+    collection_meta,
+    merged_main,
+    run_collection,
+    run_shards,
+    shard_meta,
+    shard_path,
+    texts_within_budget,
+)
+from crane.stats import LanguageStats, Stats
+
+__all__ = [
+    "IGNORE",
+    "RELEVANCE_METHODS",
+    "TARGETS",
+    "RelevanceOptions",
+    "ShardCompute",
+    "accumulate_relevance",
+    "batch_relevance",
+    "checkpointed_layers",
+    "collect_relevance",
+    "explained",
+    "run_shards",
+    "shard_meta",
+    "shard_path",
+    "texts_within_budget",
+]
 
 RELEVANCE_METHODS: tuple[str, ...] = ("attnlrp", "gradxact")
 TARGETS: tuple[str, ...] = ("logit", "logprob")
@@ -219,172 +238,6 @@ def accumulate_relevance(stats: LanguageStats, relevance: torch.Tensor, batch: B
     stats.count("n_tokens", int((batch.labels != IGNORE).sum()))
 
 
-# ---- corpus-level pass with shards ---------------------------------------------------------
-def texts_within_budget(
-    tokenizer: Any, texts: Sequence[str], max_texts: int | None, max_tokens: int | None
-) -> list[str]:
-    """The leading texts that fit ``max_texts`` and ``max_tokens`` (deterministic); a first
-    text longer than ``max_tokens`` alone is cut to a leading part that fits."""
-    chosen = list(texts[:max_texts] if max_texts is not None else texts)
-    if max_tokens is not None:
-        counts = tokenize_texts(tokenizer, chosen, max_length=1 << 30).n_tokens
-        kept, used = [], 0
-        for text, n in zip(chosen, counts, strict=True):
-            if kept and used + n > max_tokens:
-                break
-            if n > max_tokens:  # e.g. one huge line: keep its head, not the whole text
-                head = _leading_part(tokenizer, text, n, max_tokens)
-                kept.extend([head] if head else [])
-                break
-            kept.append(text)
-            used += n
-        chosen = kept
-    return chosen
-
-
-def _leading_part(tokenizer: Any, text: str, n_tokens: int, limit: int) -> str:
-    """A leading part of ``text`` with at most ``limit`` tokens: cut in proportion to the
-    token count, then again until it fits (each cut is strictly shorter)."""
-    while n_tokens > limit and text:
-        text = text[: len(text) * limit // n_tokens]
-        n_tokens = tokenize_texts(tokenizer, [text], max_length=1 << 30).n_tokens[0]
-    return text
-
-
-def _digest(texts: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for text in texts:
-        h.update(text.encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def shard_meta(
-    kind: str, options: Any, model_id: dict[str, Any], language: str, index: int, texts: Sequence[str]
-) -> dict[str, Any]:
-    """What a shard was computed from; a saved shard is reused only when this matches."""
-    return {
-        "kind": kind,
-        "options": {k: v for k, v in asdict(options).items() if k != "checkpoint"},
-        "model": {k: model_id.get(k) for k in ("spec", "kind", "sha256", "revision", "dtype")},
-        "language": language,
-        "shard": index,
-        "n_texts": len(texts),
-        "texts_sha256": _digest(texts),
-    }
-
-
-# ---- shared shard loop ---------------------------------------------------------------------
-ShardCompute = Callable[[str, "TokenizedTexts", Iterator[Batch]], dict[str, Stats]]
-"""``compute(language, tokenized shard, batches) -> {part: Stats}``; part ``""`` is the main
-file ``shard-NNNNN.safetensors``, any other part ``p`` goes to ``shard-NNNNN.p.safetensors``."""
-
-
-def shard_path(out: Path, language: str, index: int, part: str = "") -> Path:
-    suffix = f".{part}" if part else ""
-    return out / language / f"shard-{index:05d}{suffix}.safetensors"
-
-
-def run_shards(
-    tokenizer: Any,
-    corpus: Corpus,
-    compute: ShardCompute,
-    *,
-    shard_meta: Callable[[str, int, list[str]], dict[str, Any]],
-    label: str,
-    shard_texts: int,
-    max_length: int,
-    batch_size: int,
-    batch_tokens: int,
-    parts: Sequence[str] = ("",),
-    out_dir: str | Path | None = None,
-    max_texts: int | None = None,
-    max_tokens: int | None = None,
-    progress: Progress | None = None,
-    on_shard: Callable[[str, int], None] | None = None,
-    part: tuple[int, int] | None = None,
-) -> dict[str, list[dict[str, Stats]]]:
-    """Cut each language's texts into shards of ``shard_texts`` consecutive texts and compute
-    (or reuse) every shard: language → shards in order → {part: Stats}.
-
-    A saved shard is reused only when every one of its ``parts`` has an intact sidecar whose
-    meta equals ``shard_meta(language, index, texts)``; otherwise it is recomputed and saved
-    (the sidecar is written last, so a killed run leaves no half shard that looks complete).
-
-    ``part=(rank, world_size)`` (data parallelism, :mod:`crane.distributed`): the shards of all
-    languages are numbered in order (language by language) and this call handles only those
-    whose number is ``rank`` modulo ``world_size``; the others are neither computed nor read,
-    and the result holds only this rank's shards (possibly none for a language). The files are
-    exactly those one process writes, so the ranks together leave the complete set.
-    """
-    progress = progress or NullProgress()
-    pad_id = pad_token_id(tokenizer)
-    out = Path(out_dir) if out_dir is not None else None
-
-    plan: list[tuple[str, int, list[str]]] = []
-    for lang in corpus.languages:
-        texts = texts_within_budget(tokenizer, corpus[lang], max_texts, max_tokens)
-        if not texts:
-            raise LanguageError(
-                f"Language '{lang}' has no texts within the budget; give more texts or raise "
-                "--max-texts/--max-tokens."
-            )
-        for index, lo in enumerate(range(0, len(texts), shard_texts)):
-            plan.append((lang, index, texts[lo : lo + shard_texts]))
-    if part is not None:
-        rank, world = part
-        if not 0 <= rank < world:
-            raise ConfigError(f"Shard part {rank} of {world} does not exist; use 0 ≤ rank < world.")
-        plan = plan[rank::world]
-
-    todo = []
-    for lang, index, chunk in plan:
-        meta = shard_meta(lang, index, chunk)
-        expected = json.loads(json.dumps(meta, default=str))
-        complete = out is not None and all(
-            (side := read_sidecar(shard_path(out, lang, index, part))) is not None
-            and side.get("meta") == expected
-            for part in parts
-        )
-        if not complete:
-            todo.append((lang, index, chunk, meta))
-    tokenized = {
-        (lang, index): tokenize_texts(tokenizer, chunk, max_length=max_length)
-        for lang, index, chunk, _meta in todo
-    }
-    total_batches = sum(
-        count_batches(t, batch_size=batch_size, max_tokens=batch_tokens) for t in tokenized.values()
-    )
-    progress.start(label, total_batches)
-
-    def batches(tok: TokenizedTexts) -> Iterator[Batch]:
-        for batch in iter_batches(
-            tok, batch_size=batch_size, pad_id=pad_id, max_tokens=batch_tokens
-        ):
-            yield batch
-            progress.advance(1)
-
-    fresh: dict[tuple[str, int], dict[str, Stats]] = {}
-    for lang, index, _chunk, meta in todo:
-        result = compute(lang, tokenized[(lang, index)], batches(tokenized[(lang, index)]))
-        for part in parts:
-            result[part].meta = meta
-        if out is not None:
-            for part in sorted(parts, key=lambda p: p == ""):  # the main part last
-                result[part].save(shard_path(out, lang, index, part))
-        fresh[(lang, index)] = result
-        if on_shard is not None:
-            on_shard(lang, index)
-    results: dict[str, list[dict[str, Stats]]] = {lang: [] for lang in corpus.languages}
-    for lang, index, _chunk in plan:
-        shard = fresh.get((lang, index))
-        if shard is None:
-            assert out is not None
-            shard = {part: Stats.load(shard_path(out, lang, index, part)) for part in parts}
-        results[lang].append(shard)
-    return results
-
-
 def collect_relevance(
     model: nn.Module,
     tokenizer: Any,
@@ -406,15 +259,16 @@ def collect_relevance(
         out_dir: directory for shard files ``<lang>/shard-NNNNN.safetensors``; complete shards
             whose recorded options, model and texts match are reused instead of recomputed.
         model_id: provenance of the model (``LoadedModel.source``), recorded and matched.
-        max_texts, max_tokens: per-language budget (leading texts that fit).
+        max_texts, max_tokens: per-language token budget (leading texts that fit).
         on_shard: called with (language, shard index) after each newly computed shard.
         part: ``(rank, world_size)``: only this data-parallel rank's shards (see
-            :func:`run_shards`); the result sums those alone, and lacks languages with none.
+            :func:`crane.shards.run_shards`); the result sums those alone, and lacks languages
+            with none.
     """
     options = (options or RelevanceOptions()).validate()
     adapter = adapter or get_adapter(model)
     shape = model_shape(model, adapter)
-    model_id = model_id or {}
+    run = ShardRun(out_dir, model_id or {}, max_texts, max_tokens, progress, on_shard, part)
 
     def compute(lang: str, tok: TokenizedTexts, batches: Iterator[Batch]) -> dict[str, Stats]:
         stats = LanguageStats()
@@ -435,37 +289,14 @@ def collect_relevance(
     if options.checkpoint:
         recompute = checkpointed_layers(model, adapter)
     with _relevance_context(model, adapter, options.method), recompute:
-        results = run_shards(
+        results = run_collection(
+            "relevance",
             tokenizer,
             corpus,
             compute,
-            shard_meta=lambda lang, index, chunk: shard_meta(
-                "relevance", options, model_id, lang, index, chunk
-            ),
+            options,
+            run,
             label=f"relevance ({options.method}, {options.site})",
-            shard_texts=options.shard_texts,
-            max_length=options.max_length,
-            batch_size=options.batch_size,
-            batch_tokens=options.batch_tokens,
-            out_dir=out_dir,
-            max_texts=max_texts,
-            max_tokens=max_tokens,
-            progress=progress,
-            on_shard=on_shard,
-            part=part,
         )
-    parts = {lang: [shard[""] for shard in shards] for lang, shards in results.items() if shards}
-    languages = {lang: merge_all(shards)[lang] for lang, shards in parts.items()}
-    meta = {
-        "kind": "relevance",
-        "options": asdict(options),
-        "model": model_id,
-        "n_layers": shape.n_layers,
-        "d_ff": shape.d_ff,
-        "corpus": corpus.provenance,
-        "budget": {"max_texts": max_texts, "max_tokens": max_tokens},
-        "shards": {lang: len(shards) for lang, shards in parts.items()},
-    }
-    if part is not None:
-        meta["part"] = list(part)
-    return Stats(languages, meta)
+    meta = collection_meta("relevance", options, shape, corpus, run, results)
+    return Stats(merged_main(results), meta)
