@@ -26,9 +26,9 @@ _LAZY = {
     "mask": ("crane.intervene", "mask_neurons"),
     "NeuronSet": ("crane.neurons", "NeuronSet"),
     "MaskingMatrix": ("crane.evaluation.bpb", "MaskingMatrix"),
-    "run_study": ("crane.pipeline", "run_study"),
-    "StudyConfig": ("crane.pipeline", "StudyConfig"),
-    "load_config": ("crane.pipeline", "load_config"),
+    "run_study": ("crane.study", "run_study"),
+    "StudyConfig": ("crane.study", "StudyConfig"),
+    "load_config": ("crane.study", "load_config"),
 }
 __all__ = ["__version__", *_LAZY]
 

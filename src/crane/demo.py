@@ -14,7 +14,7 @@ study at any size (docs/study.md).
 from __future__ import annotations
 
 from crane.models.demo import DEMO_MODEL
-from crane.pipeline import DEFAULT_METHODS, StudyConfig
+from crane.study import DEFAULT_METHODS, StudyConfig
 
 DEMO_LANGUAGES: tuple[str, ...] = ("en", "zh", "vi")
 

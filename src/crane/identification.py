@@ -260,7 +260,7 @@ def _result_key(
     return inputs_key(
         {
             "options": _jsonable(chosen),
-            "model": {k: loaded.source.get(k) for k in ("sha256", "dtype", "device")},
+            "model": loaded.identity.key(),
             "collect": collect_corpus.provenance.get("sha256"),
             "verify": verify_corpus.provenance.get("sha256") if verify_corpus else None,
             "stats": _stats_digest(stats),

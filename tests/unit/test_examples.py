@@ -98,7 +98,7 @@ def test_study_config_example_runs_with_its_own_data(tiny_llama_dir: Path, tmp_p
 
 
 def test_config_paths_are_read_from_the_config_folder(tmp_path: Path) -> None:
-    from crane.pipeline import load_config
+    from crane.study import load_config
 
     config = load_config(EXAMPLES / "study.toml")
     assert Path(config.choice_files["vi"]) == EXAMPLES / "own_data" / "questions_vi.jsonl"

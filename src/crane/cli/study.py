@@ -15,7 +15,7 @@ from crane.io import check_output_dir
 
 def run_study(config: Any, out: Path) -> None:
     """Run (or resume) the study ``config`` in ``out``; print its tables, notes and files."""
-    from crane.pipeline import run_study as run
+    from crane.study import run_study as run
 
     check_output_dir(out)
     with progress_bars() as bar:
@@ -50,7 +50,7 @@ def run_cmd(
     """Run (or resume) a study from a configuration file on any model, languages and corpora."""
     import dataclasses
 
-    from crane.pipeline import load_config
+    from crane.study import load_config
 
     study = load_config(config)
     if model is not None:

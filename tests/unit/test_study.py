@@ -9,7 +9,7 @@ import pytest
 
 from crane.errors import ConfigError
 from crane.manifest import Manifest
-from crane.pipeline import StudyConfig, load_config, run_study
+from crane.study import StudyConfig, load_config, run_study
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "choice"
 TABLE_KEYS = ("benchmarks", "metrics", "relevance", "sets", "overlap", "sweep")

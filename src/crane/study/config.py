@@ -1,0 +1,273 @@
+"""The study configuration: one nested file (TOML or YAML) or keyword arguments, checked once.
+
+Sections (``[identify]``, ``[evaluate]``, ...) are for readability: keys are flat and unique, a
+key given in two sections is an error (docs/study.md lists every key and its default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crane.errors import ConfigError
+
+FORMAT = "crane-study/1"
+TABLE_KEYS = ("choice_files", "choice_fields")
+"""Keys whose value is itself a table (every other table is a section of keys)."""
+DEFAULT_METHODS = ("crane", "gradxact", "lape", "kojima", "plnd", "actmean")
+
+
+@dataclass
+class StudyConfig:
+    """Everything a study does (a TOML/YAML file for ``crane run`` sets any of these keys)."""
+
+    model: str = "gemma-3-270m"
+    languages: list[str] = field(default_factory=lambda: ["en", "zh", "vi"])
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    budget: str = "match:crane"
+    """Per-language set size: ``match:METHOD`` (every method as large as METHOD's sets),
+    a count, or a fraction such as ``0.5%``."""
+    reference_budget: str = "0.5%"
+    """Size of the reference method's sets when ``budget`` is ``match:METHOD``."""
+    dtype: str = "float32"
+    device: str = "cpu"
+    trust_remote_code: bool = False
+    seed: int = 0
+
+    # identification
+    identify_corpus: str = "auto"
+    identify_max_texts: int | None = 150
+    text_field: str = "text"
+    lang_field: str = "lang"
+    corpus_lang: str | None = None
+    site: str = "down_in"
+    target: str = "logit"
+    score: str = "margin"
+    quantile: float = 0.95
+    profile: str = "signed"
+    normalize: str = "global"
+    verify: bool = True
+    verify_methods: list[str] = field(default_factory=lambda: ["crane", "gradxact"])
+    """Relevance methods whose candidates are confirmed by masking (when ``verify``)."""
+    verify_ratio: float = 1.0
+    verify_tests: int = 24
+
+    # evaluation
+    bpb_corpus: str = "udhr"
+    bpb_part: str = "heldout"
+    bpb_max_texts: int | None = None
+    """Evaluate bits per byte on the first N texts per language (None: all)."""
+    choice_builtin_items: int = 0
+    """Items of the built-in parallel continuation test per language (0: not run)."""
+    choice_files: dict[str, str] = field(default_factory=dict)
+    """Language → MMLU-style question file (CSV or JSONL)."""
+    choice_fields: dict[str, str] = field(default_factory=dict)
+    """Column names of those files when they differ from the defaults, e.g.
+    ``{"question_field": "Question", "answer_field": "Answer"}`` (see ``read_choice_file``)."""
+    generation_prompts: int = 0
+    """Prompts per language for generation fidelity (needs the langid extra; 0: not run)."""
+    generation_tokens: int = 16
+    random_control: bool = True
+    sweep_budgets: list[float] = field(default_factory=list)
+    """Fractions of all neurons for the budget sweep (unverified sets; empty: no sweep)."""
+    sweep_methods: list[str] = field(default_factory=lambda: ["crane"])
+    n_boot: int = 1000
+    max_length: int = 128
+    batch_size: int = 16
+    batch_tokens: int = 1024
+    eval_batch_size: int = 64
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "the configuration") -> StudyConfig:
+        """Build from a flat mapping (TOML tables are flattened); unknown keys are errors."""
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            section = value if isinstance(value, dict) and key not in TABLE_KEYS else {key: value}
+            for name, item in section.items():
+                if name in flat:
+                    raise ConfigError(
+                        f"Key {name!r} is given twice in {source}; keep it in one section."
+                    )
+                flat[name] = item
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(flat) - known)
+        if unknown:
+            raise ConfigError(
+                f"Unknown key(s) {', '.join(unknown)} in {source}; valid keys: "
+                f"{', '.join(sorted(known))}."
+            )
+        for key in ("languages", "methods", "sweep_methods", "verify_methods"):
+            if isinstance(flat.get(key), str):
+                flat[key] = [part.strip() for part in flat[key].split(",") if part.strip()]
+        hints = typing.get_type_hints(cls)
+        for key, value in flat.items():
+            if not _conforms(value, hints[key]):
+                raise ConfigError(
+                    f"Key '{key}' in {source} has the value {value!r}, but it must be "
+                    f"{_type_name(hints[key])}; fix its value."
+                )
+        config = cls(**flat)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        from crane.data.languages import parse_language_list
+        from crane.methods import get_method, parse_methods
+
+        self.languages = parse_language_list(self.languages)
+        if len(self.languages) < 2:
+            raise ConfigError("A study compares languages: give at least two (e.g. en,zh).")
+        self.methods = parse_methods(",".join(self.methods))
+        if any(get_method(m).statistics == "control" for m in self.methods):
+            raise ConfigError(
+                "'random' is not a study method: the study adds a layer-matched random control "
+                "itself (random_control = true)."
+            )
+        for name in ("n_boot", "verify_tests"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}.")
+        for b in self.sweep_budgets:
+            if not 0 < float(b) < 1:
+                raise ConfigError(f"Sweep budgets are fractions in (0, 1), got {b}.")
+        missing = [m for m in self.sweep_methods if m not in self.methods]
+        if self.sweep_budgets and missing:
+            raise ConfigError(
+                f"Sweep method(s) {', '.join(missing)} are not among the study's methods."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def score_options(self) -> dict[str, Any]:
+        """Options of the relevance methods' scorer."""
+        return {
+            "score": self.score,
+            "quantile": self.quantile,
+            "profile": self.profile,
+            "normalize": self.normalize,
+        }
+
+    def identify_options(self) -> Any:
+        """The :class:`crane.identification.IdentifyOptions` this study identifies with."""
+        from crane.collect import RelevanceOptions
+        from crane.identification import IdentifyOptions
+        from crane.verify import VerifyOptions
+
+        return IdentifyOptions(
+            relevance=RelevanceOptions(
+                site=self.site,
+                target=self.target,
+                max_length=self.max_length,
+                batch_size=self.batch_size,
+                batch_tokens=self.batch_tokens,
+            ).validate(),
+            **self.score_options(),
+            verify=self.verify,
+            max_texts=self.identify_max_texts,
+            verification=VerifyOptions(
+                ratio=self.verify_ratio, max_tests=self.verify_tests
+            ).validate(),
+        )
+
+
+def _conforms(value: Any, tp: Any) -> bool:
+    """Whether a config value (from TOML/YAML) has the declared type (ints pass as floats)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in args)
+    if tp is type(None):
+        return value is None
+    if tp is Any:
+        return True
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items()
+        )
+    return True
+
+
+def _type_name(tp: Any) -> str:
+    """``int | None`` → ``"a whole number or nothing"`` for error messages."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join("nothing" if a is type(None) else _type_name(a) for a in args)
+    if typing.get_origin(tp) is list:
+        return f"a list (each {_type_name(args[0])})"
+    if typing.get_origin(tp) is dict:
+        return f"a table (each value {_type_name(args[1])})"
+    names = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read a study configuration from TOML (``.toml``) or YAML (``.yaml``/``.yml``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"Configuration file {path} does not exist; give the path to a .toml file."
+        )
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"Configuration file {path} cannot be read as UTF-8 text ({exc}); save it as UTF-8."
+        ) from None
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise ConfigError(
+                    "Reading YAML needs PyYAML (pip install pyyaml); or write the config as TOML."
+                ) from None
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"Unknown configuration format {path.suffix!r}; use .toml or .yaml.")
+    except ConfigError:
+        raise
+    except Exception as exc:  # tomllib/yaml parse errors
+        raise ConfigError(
+            f"Cannot parse {path}: {str(exc).splitlines()[0]}; fix the file."
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a table of settings at the top level.")
+    config = StudyConfig.from_dict(data, source=str(path))
+    return _paths_relative_to(config, path.parent)
+
+
+PATH_KEYS = ("model", "identify_corpus", "bpb_corpus")
+"""Config keys that may name a file or directory (besides the values of ``choice_files``)."""
+
+
+def _paths_relative_to(config: StudyConfig, base: Path) -> StudyConfig:
+    """Resolve relative file paths of a config file against the file's own folder, so a
+    config and its data can live together; names (``udhr``, ``gemma-3-270m``, hub ids) and
+    paths that exist from the working directory are left as they are."""
+
+    def resolve(value: str) -> str:
+        candidate = base / value
+        if Path(value).is_absolute() or Path(value).exists() or not candidate.exists():
+            return value
+        return str(candidate)
+
+    changes: dict[str, Any] = {key: resolve(getattr(config, key)) for key in PATH_KEYS}
+    changes["choice_files"] = {lang: resolve(f) for lang, f in config.choice_files.items()}
+    return dataclasses.replace(config, **changes)

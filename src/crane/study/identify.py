@@ -1,0 +1,170 @@
+"""The study's identification stage: every method's sets on the same texts, the layer-matched
+random control, relevance capture, and the unverified budget-sweep sets, saved in the run
+directory and recorded in its manifest (a rerun with the same inputs reads them back)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crane.faults import checkpoint
+from crane.io import atomic_write_text
+from crane.manifest import Manifest, inputs_key
+from crane.models.loading import LoadedModel
+from crane.neurons import NeuronSet
+from crane.progress import Progress
+from crane.study.config import StudyConfig
+
+STAGE = "identify"
+IDENTIFY_KEYS = (
+    "model", "languages", "methods", "budget", "reference_budget", "identify_max_texts",
+    "site", "target", "score", "quantile", "profile", "normalize", "verify", "verify_methods",
+    "verify_ratio", "verify_tests", "max_length", "batch_size", "batch_tokens", "seed",
+    "sweep_budgets", "sweep_methods", "random_control",
+)
+"""The configuration keys the identification stage depends on."""
+
+
+@dataclass
+class IdentifiedSets:
+    """What the identification stage hands to evaluation and to ``study.json``."""
+
+    sets: dict[str, NeuronSet]
+    reference: str
+    sweep_files: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Sweep method → budget fraction (``"0.002"``) → set file relative to the run directory."""
+    relevance: dict[str, Any] = field(default_factory=dict)
+    relevance_source: str | None = None
+    identify_corpus: str | None = None
+    verification: dict[str, Any] = field(default_factory=dict)
+    method_seconds: dict[str, float] = field(default_factory=dict)
+
+    def extra(self) -> dict[str, Any]:
+        """Everything but the sets (saved as ``identify-stage.json``)."""
+        out = dataclasses.asdict(self)
+        for key in ("sets", "reference"):
+            out.pop(key)
+        return out
+
+
+def study_methods(config: StudyConfig) -> list[str]:
+    """The methods identification runs: the study's, plus the random control."""
+    return [*config.methods, *(["random"] if config.random_control else [])]
+
+
+def identify_stage(
+    config: StudyConfig,
+    loaded: LoadedModel,
+    out: Path,
+    manifest: Manifest,
+    progress: Progress,
+    notes: list[str],
+) -> IdentifiedSets:
+    """Sets of every method (and the random control and sweep sets), saved in ``out``."""
+    from crane.data.builtin import load_corpus, resolve_identification_corpus
+    from crane.identification import reference_method
+
+    spec, note = resolve_identification_corpus(config.identify_corpus)
+    if note:
+        notes.append(note)
+    corpus = load_corpus(
+        spec,
+        part="identify",
+        lang=config.corpus_lang,
+        text_field=config.text_field,
+        lang_field=config.lang_field,
+    ).select(config.languages)
+    key = inputs_key(
+        {
+            "config": {k: getattr(config, k) for k in IDENTIFY_KEYS},
+            "model": loaded.identity.key(),
+            "corpus": corpus.provenance,
+        }
+    )
+    reference = reference_method(config.methods, config.budget)
+    if manifest.complete(STAGE, key):
+        sets = {m: NeuronSet.load(out / f"neurons-{m}.json") for m in study_methods(config)}
+        extra = json.loads((out / "identify-stage.json").read_text(encoding="utf-8"))
+        return IdentifiedSets(sets, reference, **extra)
+    started = time.perf_counter()
+    found = _identify(config, loaded, corpus, out, progress)
+    found_sets = dict(found.sets)
+    outputs = [out / f"neurons-{m}.json" for m in found_sets]
+    relevance_source = "crane" if found.stats.get("crane") is not None else "gradxact"
+    relevance_stats = found.stats.get(relevance_source)
+    stage = IdentifiedSets(
+        found_sets,
+        reference,
+        sweep_files=_sweep_sets(config, found, loaded, out),
+        relevance=_relevance(relevance_stats, found_sets),
+        relevance_source=relevance_source,
+        identify_corpus=spec,
+        verification={
+            m: {lang: dataclasses.asdict(r) for lang, r in reports.items()}
+            for m, reports in found.reports.items()
+        },
+        method_seconds=found.seconds,
+    )
+    outputs += [out / f for per in stage.sweep_files.values() for f in per.values()]
+    stage_file = atomic_write_text(
+        out / "identify-stage.json", json.dumps(stage.extra(), indent=1, default=str) + "\n"
+    )
+    checkpoint("identified")
+    manifest.record(STAGE, key, [*outputs, stage_file], time.perf_counter() - started)
+    return stage
+
+
+def _identify(
+    config: StudyConfig, loaded: LoadedModel, corpus: Any, out: Path, progress: Progress
+) -> Any:
+    from crane.identification import identify_methods
+
+    return identify_methods(
+        loaded,
+        corpus,
+        study_methods(config),
+        budget=config.budget,
+        options=config.identify_options(),
+        out_dir=out,
+        progress=progress,
+        verify_methods=config.verify_methods,
+        reference_budget=config.reference_budget,
+        seed=config.seed,
+    )
+
+
+def _relevance(stats: Any, sets: dict[str, NeuronSet]) -> dict[str, Any]:
+    """Relevance capture of every set, when a relevance method ran."""
+    from crane.evaluation.metrics import relevance_capture
+
+    if stats is None:
+        return {}
+    return {name: relevance_capture(stats, s) for name, s in sets.items()}
+
+
+def _sweep_sets(
+    config: StudyConfig, found: Any, loaded: LoadedModel, out: Path
+) -> dict[str, dict[str, str]]:
+    """Unverified sets of the sweep methods at each sweep budget: method → budget → file."""
+    from crane.methods import get_method
+    from crane.scoring import Budget
+
+    files: dict[str, dict[str, str]] = {}
+    for method in config.sweep_methods if config.sweep_budgets else []:
+        spec = get_method(method)
+        files[method] = {}
+        for fraction in config.sweep_budgets:
+            budget = Budget(count=max(1, round(float(fraction) * loaded.shape.n_neurons)))
+            options = config.score_options() if spec.statistics == "relevance" else None
+            neurons = spec.select(
+                found.stats[method], budget=budget, site=config.site, options=options
+            )
+            neurons.meta.update({"method": method, "sweep_fraction": float(fraction)})
+            name = f"sweep/neurons-{method}@{float(fraction):g}.json"
+            neurons.save(out / name)
+            files[method][f"{float(fraction):g}"] = name
+    return files
