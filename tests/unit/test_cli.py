@@ -30,6 +30,26 @@ def test_models_list(capsys) -> None:
         assert family in out
 
 
+def test_methods_lists_the_registry(capsys) -> None:
+    from crane.methods import MethodSpec, method_names, register_method, unregister_method
+
+    code, out, err = run_cli(["methods"], capsys)
+    assert code == 0, err
+    for name in method_names():
+        assert name in out
+    assert "attnlrp" in out and "control" in out  # relevance method and statistics columns
+    register_method(
+        MethodSpec("clitestmethod", "activation", "crane.scoring.actmean:actmean_scores", "x")
+    )
+    try:
+        code, out, err = run_cli(["methods"], capsys)
+        assert code == 0, err
+        assert "clitestmethod" in out
+    finally:
+        unregister_method("clitestmethod")
+    assert "clitestmethod" not in run_cli(["methods"], capsys)[1]
+
+
 def test_models_check_tiny_model(tiny_llama_dir: Path, capsys) -> None:
     code, out, err = run_cli(["models", "check", str(tiny_llama_dir)], capsys)
     assert code == 0, err

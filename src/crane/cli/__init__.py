@@ -1,8 +1,8 @@
 """The ``crane`` command line: a thin layer over the library, rendered with rich.
 
-One module per command group (models, data, identify, evaluate, neurons, transfer, lm_eval,
-study); ``render`` holds the tables and progress bars they share, ``options`` the shared option
-types. :func:`main` is the one error path: a :class:`~crane.errors.CraneError` prints one
+One module per command group (models, data, identify, methods, evaluate, neurons, transfer,
+lm_eval, study); ``render`` holds the tables and progress bars they share, ``options`` the shared
+option types. :func:`main` is the one error path: a :class:`~crane.errors.CraneError` prints one
 ``error:`` line and exits with its code (2); a usage error exits 2 with click's message.
 """
 
@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from crane.cli import data, evaluate, identify, lm_eval, models, neurons, study, transfer
+from crane.cli import data, evaluate, identify, lm_eval, methods, models, neurons, study, transfer
 from crane.cli.render import err_console
 from crane.errors import CraneError
 
@@ -29,6 +29,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.command("evaluate")(evaluate.evaluate_cmd)
 app.command("identify")(identify.identify_cmd)
+app.command("methods")(methods.methods_cmd)
 app.add_typer(neurons.app, name="neurons")
 app.command("transfer")(transfer.transfer_cmd)
 app.command("lm-eval")(lm_eval.lm_eval_cmd)
