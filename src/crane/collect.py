@@ -80,10 +80,10 @@ class RelevanceOptions:
         max_length: tokens per window (long texts are cut into windows).
         batch_size, batch_tokens: most windows and most padded tokens per batch.
         shard_texts: texts per saved shard (the unit of resumption).
-        checkpoint: recompute each decoder layer's forward during the backward pass instead of
-            keeping its intermediate tensors (:func:`checkpointed_layers`); the statistics are
-            the same (bit for bit on the CPU), so it is not recorded in the shards' meta and a
-            run resumes across it.
+        checkpoint: gradient checkpointing: recompute each decoder layer's forward during the
+            backward pass instead of keeping its intermediate tensors
+            (:func:`checkpointed_layers`); the statistics are the same (bit for bit on the CPU),
+            so it is not recorded in the shards' meta and a run resumes across it.
     """
 
     site: str = "down_in"

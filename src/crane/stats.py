@@ -175,9 +175,9 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
     return sidecar if digest == sidecar.get("sha256") else None
 
 
-def merge_all(parts: Iterable[Stats]) -> Stats:
+def merge_all(stats: Iterable[Stats]) -> Stats:
     """Sum several Stats in order (deterministic); the first one's meta is kept."""
     total: Stats | None = None
-    for part in parts:
-        total = part if total is None else total.merge(part)
+    for one in stats:
+        total = one if total is None else total.merge(one)
     return total if total is not None else Stats()

@@ -9,7 +9,7 @@ converts it once into a safetensors model directory under the user's cache::
         crane-complete.json    # written last: marks the directory as complete
 
 Later loads read that directory in a few seconds. The weights are the GGUF's Q4_K_M weights
-dequantised to float32: close to, but not bit-identical with, the original bf16 checkpoint.
+dequantised to float32: close to, but not bit-identical with, the original bf16 weights.
 """
 
 from __future__ import annotations
