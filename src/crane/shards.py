@@ -29,6 +29,7 @@ from crane.data.batching import (
 )
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError, LanguageError
+from crane.models.identity import ModelIdentity
 from crane.models.sites import ModelShape
 from crane.progress import NullProgress, Progress
 from crane.stats import LanguageStats, Stats, merge_all, read_sidecar
@@ -99,7 +100,7 @@ def shard_meta(
     return {
         "kind": kind,
         "options": {k: v for k, v in asdict(options).items() if k != "checkpoint"},
-        "model": {k: model_id.get(k) for k in ("spec", "kind", "sha256", "revision", "dtype")},
+        "model": ModelIdentity.of(model_id).key(),
         "language": language,
         "shard": index,
         "n_texts": len(texts),

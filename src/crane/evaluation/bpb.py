@@ -212,39 +212,80 @@ def masking_matrix(
     from crane.evaluation.benchmarks import BitsPerByteBenchmark
 
     progress = progress or NullProgress()
-    adapter = adapter or get_adapter(model)
-    shape = model_shape(model, adapter)
-    for neuron_set in masks.values():
-        neuron_set.check_fits(shape)
     benchmark = BitsPerByteBenchmark(
         model, tokenizer, corpus, batch_size=batch_size, batch_tokens=max_tokens,
         max_length=max_length, prefix_ids=prefix_ids, progress=progress,
     )
-    rows = matrix_conditions(masks, random_controls, seed, shape.d_ff, random_seeds)
-    languages = corpus.languages
-    progress.start(
-        "masked evaluation", len(rows) * sum(benchmark.batches(lang) for lang in languages)
+    run = evaluate_masks(
+        model, benchmark, masks, corpus.languages, "masked evaluation",
+        random_controls=random_controls, seed=seed, random_seeds=random_seeds, mode=mode,
+        alpha=alpha, means=means, adapter=adapter, progress=progress,
     )
-    cells = run_conditions(
-        model, rows, [benchmark], languages=languages, adapter=adapter,
-        mode=mode, alpha=alpha, means=means, progress=progress,
-    )[benchmark.name]
-    results = {key: cell.detail for key, cell in cells.items()}
     meta = {
-        "mode": mode,
-        "alpha": alpha if mode == "scale" else None,
-        "seed": seed,
-        "random_seeds": random_seeds if random_controls else 0,
+        **run.meta,
         "batch_size": batch_size,
         "max_tokens": max_tokens,
         "max_length": max_length,
         "prefix_tokens": len(prefix_ids) if prefix_ids else 0,
         "corpus": corpus.provenance,
-        **condition_meta(rows, shape),
     }
-    return MaskingMatrix(
-        languages, [c.name for c in rows], results, condition_sizes(rows), meta
-    )
+    return MaskingMatrix(corpus.languages, run.conditions, run.results, run.sizes, meta)
+
+
+@dataclass
+class MaskedRun:
+    """A benchmark under every row of a masking matrix: row names, each cell's full result
+    (``Cell.detail``), masked neurons per row, and provenance."""
+
+    conditions: list[str]
+    results: dict[tuple[str, str], Any]
+    sizes: dict[str, int]
+    meta: dict[str, Any]
+
+
+def evaluate_masks(
+    model: nn.Module,
+    benchmark: Any,
+    masks: Mapping[str, NeuronSet],
+    languages: list[str],
+    label: str,
+    *,
+    random_controls: bool,
+    seed: int,
+    random_seeds: int,
+    mode: str,
+    alpha: float,
+    means: torch.Tensor | None,
+    adapter: Adapter | None,
+    progress: Progress,
+) -> MaskedRun:
+    """The rows of :func:`matrix_conditions` evaluated by ``benchmark`` through
+    :func:`run_conditions` (shared by :func:`masking_matrix` and ``choice_matrix``)."""
+    adapter = adapter or get_adapter(model)
+    shape = model_shape(model, adapter)
+    for neuron_set in masks.values():
+        neuron_set.check_fits(shape)
+    rows = matrix_conditions(masks, random_controls, seed, shape.d_ff, random_seeds)
+    progress.start(label, len(rows) * sum(benchmark.batches(lang) for lang in languages))
+    cells = run_conditions(
+        model, rows, [benchmark], languages=languages, adapter=adapter,
+        mode=mode, alpha=alpha, means=means, progress=progress,
+    )[benchmark.name]
+    meta = {
+        "mode": mode,
+        "alpha": alpha if mode == "scale" else None,
+        "seed": seed,
+        "random_seeds": random_seeds if random_controls else 0,
+        "site": {c.name: c.neurons.site for c in rows if c.neurons is not None},
+        "n_layers": shape.n_layers,
+        "d_ff": shape.d_ff,
+    }
+    sizes = {
+        c.name: c.neurons.size(c.masked) if c.neurons is not None and c.masked else 0
+        for c in rows
+    }
+    results = {key: cell.detail for key, cell in cells.items()}
+    return MaskedRun([c.name for c in rows], results, sizes, meta)
 
 
 def matrix_conditions(
@@ -262,20 +303,3 @@ def matrix_conditions(
     if random_controls:
         rows += control_conditions(masks, seeds=control_seeds(seed, random_seeds), d_ff=d_ff)
     return rows
-
-
-def condition_sizes(rows: list[Condition]) -> dict[str, int]:
-    """Masked neurons per row (0 for ``none``)."""
-    return {
-        c.name: c.neurons.size(c.masked) if c.neurons is not None and c.masked else 0
-        for c in rows
-    }
-
-
-def condition_meta(rows: list[Condition], shape: Any) -> dict[str, Any]:
-    """The masked site of every row and the model's shape, for a matrix's provenance."""
-    return {
-        "site": {c.name: c.neurons.site for c in rows if c.neurons is not None},
-        "n_layers": shape.n_layers,
-        "d_ff": shape.d_ff,
-    }

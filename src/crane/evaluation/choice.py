@@ -32,17 +32,9 @@ from torch import nn
 from crane.data.batching import TokenizedTexts, Window, count_batches, pad_token_id
 from crane.data.choice_files import STYLES, ChoiceItem, ChoiceSet, uses_spaces
 from crane.errors import ConfigError, LanguageError
-from crane.evaluation.bpb import (
-    NONE,
-    condition_meta,
-    condition_sizes,
-    matrix_conditions,
-    text_nats,
-)
-from crane.evaluation.conditions import run_conditions
+from crane.evaluation.bpb import NONE, evaluate_masks, text_nats
 from crane.evaluation.metrics import Units, accuracy_units
-from crane.models.adapters import Adapter, get_adapter
-from crane.models.sites import model_shape
+from crane.models.adapters import Adapter
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
 
@@ -390,17 +382,13 @@ def choice_matrix(
     """Score every language of ``choice_set`` unmasked and under each mask.
 
     The rows are :func:`crane.evaluation.bpb.matrix_conditions`'s: each NeuronSet in ``masks``
-    gives one row per language it holds (that language's neurons masked with ``mode``/``alpha``/``means``);
-    with ``random_controls`` each set gets layer-matched random controls. Items are
+    gives one row per language it holds (that language's neurons masked with ``mode``,
+    ``alpha`` and ``means``); with ``random_controls`` each set gets layer-matched random
+    controls. Items are
     formatted by ``choice_set.style`` and tokenized once; scoring follows :func:`choice_scores`.
     """
     from crane.evaluation.benchmarks import ChoiceBenchmark
 
-    adapter = adapter or get_adapter(model)
-    shape = model_shape(model, adapter)
-    for neuron_set in masks.values():
-        neuron_set.check_fits(shape)
-    rows = matrix_conditions(masks, random_controls, seed, shape.d_ff, random_seeds)
     languages = choice_set.languages
     length = _resolve_max_length(model, max_length)
     progress = progress or NullProgress()
@@ -408,30 +396,24 @@ def choice_matrix(
         model, tokenizer, choice_set, batch_size=batch_size, batch_tokens=max_tokens,
         max_length=length, progress=progress,
     )
-    progress.start(
-        "masked multiple choice", len(rows) * sum(benchmark.batches(lang) for lang in languages)
+    run = evaluate_masks(
+        model, benchmark, masks, languages, "masked multiple choice",
+        random_controls=random_controls, seed=seed, random_seeds=random_seeds, mode=mode,
+        alpha=alpha, means=means, adapter=adapter, progress=progress,
     )
-    cells = run_conditions(
-        model, rows, [benchmark], languages=languages, adapter=adapter,
-        mode=mode, alpha=alpha, means=means, progress=progress,
-    )[benchmark.name]
-    results = {key: cell.detail for key, cell in cells.items()}
-    prepared = {lang: benchmark.prepared(lang) for lang in languages}
     meta = {
         "benchmark": "multiple_choice",
         "style": choice_set.style,
         "template": QUESTION_TEMPLATE if choice_set.style == "question" else "{prompt}",
         "separator": {lang: " " if uses_spaces(lang) else "" for lang in languages},
         "scoring": "summed continuation log-probability (acc) and per UTF-8 byte (acc_norm)",
-        "mode": mode,
-        "alpha": alpha if mode == "scale" else None,
-        "seed": seed,
+        **run.meta,
         "batch_size": batch_size,
         "max_tokens": max_tokens,
         "max_length": length,
-        "truncated_items": {lang: prepared[lang].n_truncated for lang in languages},
+        "truncated_items": {
+            lang: benchmark.prepared(lang).n_truncated for lang in languages
+        },
         "choice_set": choice_set.provenance,
-        "random_seeds": random_seeds if random_controls else 0,
-        **condition_meta(rows, shape),
     }
-    return ChoiceMatrix(languages, [c.name for c in rows], results, condition_sizes(rows), meta)
+    return ChoiceMatrix(languages, run.conditions, run.results, run.sizes, meta)

@@ -25,6 +25,7 @@ from crane.errors import ConfigError, ModelLoadError, UnsupportedModelError
 from crane.models.adapters import Adapter, get_adapter
 from crane.models.demo import DEMO_MODEL, DEMO_NOTE, MARKER_NAME, demo_model_dir, read_marker
 from crane.models.gguf import load_gguf, quiet_transformers
+from crane.models.identity import ModelIdentity
 from crane.models.sites import SITES, ModelShape, model_shape, validate_sites
 from crane.progress import StatusCallback
 
@@ -45,32 +46,6 @@ FULL_HASH_LIMIT = 2 * 1024**3
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)?$")
 _DEVICE = re.compile(r"^(cpu|mps|auto|cuda(:\d+)?)$")
 _WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What makes two loaded models give the same numbers: the weights' hash, the revision and
-    the dtype — not where the files are, nor the transformers version, nor the device. The
-    spec stands in for the hash only when the weights could not be hashed (a hub id without a
-    local snapshot)."""
-
-    sha256: str | None
-    revision: str | None
-    dtype: str | None
-    spec: str | None = None
-
-    @classmethod
-    def of(cls, source: dict[str, Any]) -> ModelIdentity:
-        sha = source.get("sha256")
-        return cls(sha, source.get("revision"), source.get("dtype"),
-                   None if sha else source.get("spec"))
-
-    def key(self) -> dict[str, Any]:
-        """The one model key of shards' owners, sets and stages (JSON-ready)."""
-        out = {"sha256": self.sha256, "revision": self.revision, "dtype": self.dtype}
-        if self.spec is not None:
-            out["spec"] = self.spec
-        return out
 
 
 @dataclass
