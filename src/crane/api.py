@@ -47,18 +47,34 @@ def identify(
     out: str | Path | None = None,
     verify: bool = True,
     max_texts: int | None = None,
+    token_budget: int | None = None,
     progress: Progress | None = None,
     **options: Any,
-) -> NeuronSet | dict[str, NeuronSet]:
+) -> NeuronSet | dict[str, NeuronSet] | None:
     """Each language's neurons by one method (a NeuronSet) or several (``{method: set}``).
 
     ``corpus``: ``auto`` (gettext where present, else UDHR), a built-in name, a path or a
-    :class:`Corpus`; its identification part is used. ``options`` are
-    :class:`crane.identification.IdentifyOptions` fields (``score``, ``quantile``, ``profile``, ...).
-    ``out`` keeps resumable statistics and the sets in a run directory.
+    :class:`Corpus`; its identification part is used. ``token_budget``: most tokens per
+    language. ``options`` are :class:`crane.identification.IdentifyOptions` fields
+    (``score``, ``quantile``, ``profile``, ...) or :class:`crane.collect.RelevanceOptions`
+    fields (``site``, ``batch_tokens``, ``shard_texts``, ...). ``out`` keeps resumable
+    statistics and the sets in a run directory.
+
+    Under ``torchrun``/``accelerate launch`` (a script that calls this on every process) the
+    statistics shards are split between the processes, which need a shared ``out``; rank 0
+    returns the sets and every other rank ``None``.
     """
+    import dataclasses
+
+    from crane.collect import RelevanceOptions
+    from crane.distributed import RankDone
     from crane.identification import IdentifyOptions, identify_methods
     from crane.methods import parse_methods
+
+    if "max_tokens" in options:  # the name before token_budget
+        token_budget = options.pop("max_tokens")
+    relevance_fields = {f.name for f in dataclasses.fields(RelevanceOptions)}
+    relevance = {k: options.pop(k) for k in list(options) if k in relevance_fields}
 
     loaded = _loaded(model)
     spec = corpus
@@ -68,10 +84,19 @@ def identify(
         spec, _ = resolve_identification_corpus(corpus)  # the library does not print the note
     texts = _corpus(spec, "identify", languages)
     names = parse_methods(methods if isinstance(methods, str) else ",".join(methods))
-    result = identify_methods(
-        loaded, texts, names, budget=budget, out_dir=out, progress=progress,
-        options=IdentifyOptions(verify=verify, max_texts=max_texts, **options),
+    chosen = IdentifyOptions(
+        relevance=dataclasses.replace(
+            options.pop("relevance", RelevanceOptions()), **relevance
+        ).validate(),
+        verify=verify, max_texts=max_texts,
+        token_budget=token_budget, **options,
     )
+    try:
+        result = identify_methods(
+            loaded, texts, names, budget=budget, out_dir=out, progress=progress, options=chosen
+        )
+    except RankDone:
+        return None
     return result.sets[names[0]] if len(names) == 1 else result.sets
 
 

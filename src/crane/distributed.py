@@ -1,13 +1,20 @@
 """Data parallelism over ``torch.distributed``: which process am I, on which device, and
 waiting for the others without hanging.
 
+Identification is data-parallel wherever it runs: :func:`crane.identification.identify_methods`
+(and so ``crane identify``, ``crane.identify`` and a study's identify stage) calls
+:func:`share_statistics`, which under a launcher lets every rank compute its share of the
+statistics shards, waits for all of them, and then lets rank 0 alone merge, score, verify and
+write, while the other ranks raise :class:`RankDone`. :func:`run_study` runs a whole study
+(``crane run``) that way.
+
 A data-parallel run is started by ``torchrun`` or ``accelerate launch``, which set ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in every process. With
 ``WORLD_SIZE`` above 1, :meth:`Distributed.session` joins the process group (``gloo`` for a
 model on the CPU, ``nccl`` for one on CUDA; ``CRANE_DIST_BACKEND`` overrides) with a timeout
 (``CRANE_DIST_TIMEOUT`` seconds, default 1800) and leaves it at exit. The statistics never
 travel through the process group: every rank writes its own shard files into the shared run
-directory (see :func:`crane.collect.run_shards`, argument ``part``), and the group only carries
+directory (see :func:`crane.shards.run_shards`, ``ShardRun.rank``), and the group only carries
 each rank's "done" or "failed" (:meth:`Distributed.all_or_none`), so a failure on one rank stops
 every rank with a message instead of leaving the others waiting.
 """
@@ -18,10 +25,19 @@ import contextlib
 import datetime
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crane.errors import ConfigError, CraneError
+
+if TYPE_CHECKING:
+    from crane.data.corpus import Corpus
+    from crane.identification import IdentifyOptions
+    from crane.models.loading import LoadedModel
+    from crane.progress import Progress
+    from crane.study import StudyConfig, StudyResult
 
 ENV_TIMEOUT = "CRANE_DIST_TIMEOUT"
 """Seconds a rank waits for the others at a synchronisation point (default 1800)."""
@@ -32,6 +48,18 @@ DEFAULT_TIMEOUT_S = 1800.0
 
 class DistributedError(CraneError):
     """Another process of a data-parallel run failed (its own message is part of this one)."""
+
+
+class RankDone(Exception):  # noqa: N818 (not an error: this rank's part of the work is over)
+    """Raised on every rank but 0 once its share of a data-parallel identification is saved
+    and every rank has finished: rank 0 alone merges, scores, verifies and writes, so the
+    caller should stop (``crane identify``/``crane run`` exit with code 0)."""
+
+    def __init__(self, rank: int, world_size: int) -> None:
+        super().__init__(
+            f"rank {rank} of {world_size} has saved its shards; rank 0 writes the results"
+        )
+        self.rank, self.world_size = rank, world_size
 
 
 def _env_int(name: str, default: int) -> int:
@@ -108,8 +136,9 @@ class Distributed:
         return self.rank == 0
 
     @property
-    def part(self) -> tuple[int, int] | None:
-        """``(rank, world_size)`` for :func:`crane.collect.run_shards`, ``None`` when alone."""
+    def rank_and_world(self) -> tuple[int, int] | None:
+        """``(rank, world_size)`` for ``ShardRun.rank`` and
+        :func:`crane.identification.collect_shards`, ``None`` when alone."""
         return (self.rank, self.world_size) if self.enabled else None
 
     def device_for(self, device: str) -> str:
@@ -246,3 +275,100 @@ class Distributed:
             raise DistributedError(
                 f"Rank {rank} of {self.world_size} failed ({text}); rank {self.rank} stops too."
             )
+
+
+def model_device(loaded: LoadedModel) -> str:
+    """The device of a loaded model's first parameter, as ``cpu`` or ``cuda:N``."""
+    parameter = next(iter(loaded.model.parameters()), None)
+    return str(parameter.device) if parameter is not None else "cpu"
+
+
+def share_statistics(
+    loaded: LoadedModel,
+    corpus: Corpus,
+    methods: Sequence[str],
+    *,
+    out_dir: str | Path | None,
+    options: IdentifyOptions | None = None,
+    progress: Progress | None = None,
+    verify_methods: Sequence[str] | None = None,
+    budget: str = "0.5%",
+    reference_budget: str = "0.5%",
+) -> None:
+    """The data-parallel part of :func:`crane.identification.identify_methods` (which calls
+    it with its own arguments): a no-op in a single process.
+
+    Under ``torchrun``/``accelerate launch`` (``WORLD_SIZE`` above 1) this rank joins the
+    process group (unless its caller already did), computes its share of every statistics
+    shard of the run into ``out_dir`` (which every rank must see) and waits for the others (a
+    failure on any rank stops every rank). Rank 0 then returns, and ``identify_methods``
+    finds every shard complete and only merges, scores, verifies and writes; every other rank
+    raises :class:`RankDone`.
+    """
+    from crane.identification import collect_shards
+    from crane.progress import NullProgress
+
+    dist = Distributed.from_env()
+    if not dist.enabled:
+        return
+    if out_dir is None:
+        raise ConfigError(
+            f"Data-parallel identification ({dist.world_size} processes) needs a run directory "
+            "that every process writes its shards to (--out, or out/out_dir in Python)."
+        )
+    progress = progress or NullProgress()
+    share = dist.rank_and_world
+    assert share is not None
+    with dist.session(model_device(loaded)), dist.all_or_none():
+        collect_shards(
+            loaded, corpus, list(methods), rank=share, options=options, out_dir=out_dir,
+            progress=progress, verify_methods=verify_methods, budget=budget,
+            reference_budget=reference_budget,
+        )
+    if not dist.is_main:
+        raise RankDone(dist.rank, dist.world_size)
+    progress.message(
+        f"all {dist.world_size} processes have saved their shards; rank 0 merges, scores, "
+        "verifies and writes"
+    )
+
+
+def run_study(
+    config: StudyConfig,
+    out_dir: str | Path,
+    *,
+    progress: Progress | None = None,
+    report: bool = True,
+) -> StudyResult | None:
+    """:func:`crane.study.run_study` on every process of a data-parallel launch (the same as
+    it in a single process): the identification statistics are split between the ranks, and
+    rank 0 alone then identifies, evaluates and writes the study; it returns the result on
+    rank 0 and ``None`` on the others, which stop after their share (or at once when the
+    study's identify stage is already complete). ``cuda`` means GPU ``LOCAL_RANK``.
+    """
+    from crane.study import run_study as run
+
+    dist = Distributed.from_env()
+    if dist.enabled:
+        config = replace(config, device=dist.device_for(config.device))
+    if dist.is_main:
+        return run(config, out_dir, progress=progress, report=report)
+    from crane.manifest import Manifest
+    from crane.models.loading import load_model
+    from crane.progress import NullProgress
+    from crane.study.evaluate import study_benchmarks
+    from crane.study.identify import identify_stage
+
+    config.validate()
+    quiet = NullProgress()
+    loaded = load_model(
+        config.model, dtype=config.dtype, device=config.device,
+        trust_remote_code=config.trust_remote_code,
+    )
+    study_benchmarks(config, loaded, quiet)  # a benchmark that fails, fails here as on rank 0
+    out = Path(out_dir)
+    try:  # the same decision as rank 0's: reuse the finished stage, or identify (our share)
+        identify_stage(config, loaded, out, Manifest(out), quiet, [])
+    except RankDone:
+        pass
+    return None

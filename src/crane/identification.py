@@ -48,7 +48,10 @@ class IdentifyOptions:
     verify_max_texts: int = 24
     verification: VerifyOptions = field(default_factory=VerifyOptions)
     max_texts: int | None = None
-    max_tokens: int | None = None
+    """Most texts per language (the first ones)."""
+    token_budget: int | None = None
+    """Most tokens per language (``crane identify --max-tokens``); not ``batch_tokens``, the
+    padded tokens of one batch."""
 
     @property
     def method_name(self) -> str:
@@ -113,7 +116,7 @@ def _relevance_stats(
     options: IdentifyOptions,
     out: Path | None,
     progress: Progress,
-    part: tuple[int, int] | None = None,
+    rank: tuple[int, int] | None = None,
 ) -> Stats:
     """The relevance statistics of a run (shards under ``out/stats[-<method>]``)."""
     return collect_relevance(
@@ -125,9 +128,9 @@ def _relevance_stats(
         adapter=loaded.adapter,
         model_id=loaded.source,
         max_texts=options.max_texts,
-        max_tokens=options.max_tokens,
+        max_tokens=options.token_budget,
         progress=progress,
-        part=part,
+        part=rank,
     )
 
 
@@ -257,6 +260,7 @@ def _result_key(
     chosen = asdict(options)
     chosen["budget"].pop("source", None)  # the matched file's path: its sizes are what counts
     chosen["relevance"].pop("checkpoint", None)  # how memory is saved, not what is computed
+    chosen["max_tokens"] = chosen.pop("token_budget")  # the key of runs before the rename
     return inputs_key(
         {
             "options": _jsonable(chosen),
@@ -374,13 +378,22 @@ def identify_methods(
     :func:`budget_plan`. ``method_options`` passes scorer options to activation methods
     (e.g. ``{"plnd": {"top_number": 500}}``). Each set is saved as
     ``RUN_DIR/neurons-<method>.json``.
+
+    Under ``torchrun``/``accelerate launch`` every rank first computes its share of the
+    statistics shards (:func:`crane.distributed.share_statistics`); rank 0 then goes on alone
+    and every other rank raises :class:`crane.distributed.RankDone`.
     """
+    from crane.distributed import share_statistics
     from crane.methods import parse_methods
 
     methods, budget_for = budget_plan(parse_methods(",".join(methods)), budget, reference_budget)
     _check_before_work(loaded, corpus, methods, budget)
     base = options or IdentifyOptions()
     progress = progress or NullProgress()
+    share_statistics(
+        loaded, corpus, methods, out_dir=out_dir, options=base, progress=progress,
+        verify_methods=verify_methods, budget=budget, reference_budget=reference_budget,
+    )
     out = Path(out_dir) if out_dir is not None else None
     fit, validation = _shared_split(corpus, base, methods, verify_methods)
     texts = _texts_provenance(fit, validation)
@@ -503,7 +516,7 @@ def _activation_stats(
     base: IdentifyOptions,
     out: Path | None,
     progress: Progress,
-    part: tuple[int, int] | None = None,
+    rank: tuple[int, int] | None = None,
 ) -> Stats:
     """The one activation pass of a run (shards under ``out/activations``)."""
     from crane.activations import ActivationOptions, collect_activations
@@ -517,7 +530,7 @@ def _activation_stats(
         ),
         out_dir=out / "activations" if out is not None else None,
         adapter=loaded.adapter, model_id=loaded.source, max_texts=base.max_texts,
-        max_tokens=base.max_tokens, progress=progress, part=part,
+        max_tokens=base.token_budget, progress=progress, part=rank,
     )
 
 
@@ -526,7 +539,7 @@ def collect_shards(
     corpus: Corpus,
     methods: list[str],
     *,
-    part: tuple[int, int],
+    rank: tuple[int, int],
     options: IdentifyOptions | None = None,
     out_dir: str | Path,
     progress: Progress | None = None,
@@ -534,7 +547,7 @@ def collect_shards(
     budget: str = "0.5%",
     reference_budget: str = "0.5%",
 ) -> None:
-    """Compute data-parallel rank ``part = (rank, world_size)``'s share of every statistics
+    """Compute data-parallel rank ``rank = (rank, world_size)``'s share of every statistics
     shard that :func:`identify_methods` with the same arguments reads from ``out_dir``.
 
     Shards are dealt round-robin over all languages (see :func:`crane.collect.run_shards`);
@@ -554,9 +567,9 @@ def collect_shards(
     kinds = {name: get_method(name).statistics for name in methods}
     for name in (m for m in methods if kinds[m] == "relevance"):
         chosen = _method_options(base, name, verify_methods)
-        _relevance_stats(loaded, fit, chosen, out, progress, part=part)
+        _relevance_stats(loaded, fit, chosen, out, progress, rank=rank)
     if "activation" in kinds.values():
-        _activation_stats(loaded, fit, base, out, progress, part=part)
+        _activation_stats(loaded, fit, base, out, progress, rank=rank)
 
 
 def _jsonable(value: Any) -> Any:

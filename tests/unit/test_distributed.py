@@ -305,13 +305,14 @@ def test_launch_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
     alone = Distributed.from_env()
-    assert (alone.enabled, alone.is_main, alone.part) == (False, True, None)
+    assert (alone.enabled, alone.is_main, alone.rank_and_world) == (False, True, None)
     assert alone.device_for("cuda:3") == "cuda:3"  # untouched when alone
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("LOCAL_RANK", "1")
     dist = Distributed.from_env()
-    assert (dist.enabled, dist.is_main, dist.part, dist.local_rank) == (True, False, (3, 4), 1)
+    assert (dist.enabled, dist.is_main, dist.rank_and_world) == (True, False, (3, 4))
+    assert dist.local_rank == 1
     assert dist.device_for("cpu") == "cpu"
     assert Distributed.backend_for("cpu") == "gloo"
     assert Distributed.backend_for("cuda:1") == "nccl"

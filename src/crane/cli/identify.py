@@ -11,13 +11,14 @@ import typer
 from crane.cli.options import (
     BatchSizeOpt,
     BatchTokensOpt,
+    ConfigOpt,
     CorpusLangOpt,
     DeviceOpt,
     DtypeOpt,
     LangFieldOpt,
-    ModelOpt,
     TextFieldOpt,
     TrustOpt,
+    config_values,
 )
 from crane.cli.render import (
     RichReporter,
@@ -30,11 +31,35 @@ from crane.cli.render import (
 from crane.errors import ConfigError
 from crane.io import check_output_dir
 
+OPTION_KEYS = {
+    "model": "model", "langs": "languages", "corpus": "identify_corpus", "lang": "corpus_lang",
+    "text_field": "text_field", "lang_field": "lang_field", "method": "methods", "site": "site",
+    "target": "target", "score": "score", "quantile": "quantile", "profile": "profile",
+    "normalize": "normalize", "budget": "budget", "verify": "verify",
+    "verify_ratio": "verify_ratio", "verify_tests": "verify_tests",
+    "max_texts": "identify_max_texts", "max_tokens": "token_budget", "max_length": "max_length",
+    "batch_size": "batch_size", "batch_tokens": "batch_tokens", "shard_texts": "shard_texts",
+    "gradient_checkpointing": "gradient_checkpointing", "dtype": "dtype", "device": "device",
+    "trust_remote_code": "trust_remote_code",
+}
+"""Each option of ``crane identify`` → its key in a study configuration (``--config``)."""
+FILE_ONLY_KEYS = ("verify_methods", "reference_budget", "seed")
+"""Identification keys of a configuration file that have no option of their own."""
+
 
 def identify_cmd(
-    model: ModelOpt,
-    langs: Annotated[str, typer.Option(help="Languages to compare, e.g. en,zh,vi.")],
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Run directory (created; reused to resume).")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Hub id, model directory, .gguf file or gemma-3-270m (or the "
+                     "config's model)."),
+    ] = None,
+    langs: Annotated[
+        str | None,
+        typer.Option(help="Languages to compare, e.g. en,zh,vi (or the config's languages)."),
+    ] = None,
+    config: ConfigOpt = None,
     corpus: Annotated[
         str, typer.Option(help="auto (gettext, else udhr), a built-in name, or a corpus path.")
     ] = "auto",
@@ -69,7 +94,10 @@ def identify_cmd(
     ] = 1.0,
     verify_tests: Annotated[int, typer.Option(help="Most group tests per language.")] = 24,
     max_texts: Annotated[int | None, typer.Option(help="Most texts per language.")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Most tokens per language.")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Token budget: most tokens per language (config key "
+                                 "token_budget).")
+    ] = None,
     max_length: int = 128,
     batch_size: BatchSizeOpt = 16,
     batch_tokens: BatchTokensOpt = 1024,
@@ -92,68 +120,76 @@ def identify_cmd(
 
     Several methods at once (``--method crane,lape,kojima`` or ``all``) share one activation
     pass; ``--budget match:METHOD`` sizes every other method like METHOD's set from this run.
-    Under ``torchrun``/``accelerate launch`` the shards are split between the processes and
-    rank 0 writes the results (docs/scale.md).
+    ``--config FILE`` reads the identification keys of a study configuration (options typed
+    on the command line win). Under ``torchrun``/``accelerate launch`` the shards are split
+    between the processes and rank 0 writes the results (docs/scale.md).
     """
-    from crane.collect import RelevanceOptions
+    values = {name: value for name, value in locals().items() if name in OPTION_KEYS}
+    import dataclasses
+
     from crane.data.builtin import load_corpus, resolve_identification_corpus
     from crane.data.languages import parse_language_list
-    from crane.distributed import Distributed
-    from crane.identification import IdentifyOptions, budget_plan, collect_shards, identify_methods
+    from crane.distributed import Distributed, RankDone
+    from crane.identification import budget_plan, identify_methods
     from crane.methods import parse_methods
     from crane.models.loading import load_model
     from crane.progress import NullProgress
-    from crane.verify import VerifyOptions
+    from crane.study.config import StudyConfig
 
-    methods = parse_methods(method)
-    budget_plan(methods, budget)  # a bad budget fails before the model loads
-    languages = parse_language_list(langs)
+    values["langs"] = _listed(langs)
+    values["method"] = _listed(method)
+    chosen, given = config_values(ctx, config, values, OPTION_KEYS)
+    if not chosen["model"]:
+        raise ConfigError("Give the model to identify on: --model, or model in --config.")
+    if not chosen["languages"]:
+        raise ConfigError("Give the languages to compare: --langs, or languages in --config.")
+    settings = dataclasses.replace(
+        StudyConfig(), **chosen, **{k: given[k] for k in FILE_ONLY_KEYS if k in given}
+    )
+    verify_methods = settings.verify_methods if "verify_methods" in given else None
+    methods = parse_methods(",".join(settings.methods))
+    budget_plan(methods, settings.budget, settings.reference_budget)  # fails before loading
+    options = settings.identify_options()
+    languages = parse_language_list(settings.languages)
     if len(languages) < 2:
         raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
     dist = Distributed.from_env()  # torchrun / accelerate launch: this process's rank
-    device = dist.device_for(device)
-    spec, fallback = resolve_identification_corpus(corpus)
+    device = dist.device_for(settings.device)
+    spec, fallback = resolve_identification_corpus(settings.identify_corpus)
     if fallback is not None and dist.is_main:
         note(fallback)
     texts = load_corpus(
-        spec, part="identify", lang=lang, text_field=text_field, lang_field=lang_field
+        spec, part="identify", lang=settings.corpus_lang, text_field=settings.text_field,
+        lang_field=settings.lang_field,
     ).select(languages)
     check_output_dir(out)  # fail before the model loads, not at the first shard
-    options = IdentifyOptions(
-        relevance=RelevanceOptions(
-            site=site, target=target, max_length=max_length, batch_size=batch_size,
-            batch_tokens=batch_tokens, shard_texts=shard_texts, checkpoint=gradient_checkpointing,
-        ).validate(),
-        score=score, quantile=quantile, profile=profile, normalize=normalize,
-        verify=verify, max_texts=max_texts, max_tokens=max_tokens,
-        verification=VerifyOptions(ratio=verify_ratio, max_tests=verify_tests).validate(),
-    )
     with progress_bars(disable=not dist.is_main) as bar:
         reporter = RichReporter(bar) if dist.is_main else NullProgress()
-        # with several processes: join the group, let each rank save its share of the shards,
-        # wait for all (a failure on any rank stops every rank), and leave the group together
-        with dist.session(device), dist.all_or_none():
-            loaded = load_model(
-                model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
-                progress=reporter.message,
-            )
-            if dist.part is not None:
-                collect_shards(
-                    loaded, texts, methods, part=dist.part, options=options, out_dir=out,
-                    progress=reporter, budget=budget,
+        # with several processes: join the group, and stop every rank when one cannot load
+        # the model; identify_methods then lets each rank save its share of the shards and
+        # rank 0 alone merges, scores, verifies and writes (crane.distributed)
+        try:
+            with dist.session(device):
+                with dist.all_or_none():
+                    loaded = load_model(
+                        settings.model, dtype=settings.dtype, device=device,
+                        trust_remote_code=settings.trust_remote_code, progress=reporter.message,
+                    )
+                result = identify_methods(
+                    loaded, texts, methods, budget=settings.budget, options=options,
+                    out_dir=out, progress=reporter, verify_methods=verify_methods,
+                    reference_budget=settings.reference_budget, seed=settings.seed,
                 )
-        if not dist.is_main:
-            return  # rank 0 alone merges, scores, verifies and writes
-        if dist.enabled:
-            reporter.message(
-                f"all {dist.world_size} processes have saved their shards; rank 0 merges, "
-                "scores, verifies and writes"
-            )
-        result = identify_methods(
-            loaded, texts, methods, budget=budget, options=options, out_dir=out,
-            progress=reporter,
-        )
+        except RankDone:
+            return
     _print_result(result, spec, out)
+
+
+def _listed(value: str | None) -> list[str] | None:
+    """A comma-separated option as the configuration's list (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _print_result(result: Any, spec: str, out: Path) -> None:

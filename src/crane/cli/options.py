@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,3 +20,30 @@ BatchSizeOpt = Annotated[int, typer.Option(help="Most windows per batch.")]
 BatchTokensOpt = Annotated[int, typer.Option(help="Most padded tokens per batch.")]
 
 RunDirOpt = Annotated[Path, typer.Option(help="Run directory (reused to resume).")]
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Study configuration file (.toml/.yaml) whose keys fill the options not given "
+        "on the command line (docs/study.md lists the keys).",
+    ),
+]
+
+
+def config_values(
+    context: Any, config: Path | None, values: dict[str, Any], keys: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Config key → value for the options ``values`` (parameter name → value as parsed) of the
+    running command (``context``: its ``typer.Context``), mapped to configuration keys by
+    ``keys``, by the precedence command line > file > default: an option typed on the command
+    line (or set by its environment variable) wins, else the file's key, else the option's
+    default. Also returns every key the file sets (for keys that have no option)."""
+    from crane.study.config import read_config_keys
+
+    given = read_config_keys(config) if config is not None else {}
+    merged: dict[str, Any] = {}
+    for name, key in keys.items():
+        source = context.get_parameter_source(name)
+        typed = getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+        merged[key] = given[key] if key in given and not typed else values[name]
+    return merged, given

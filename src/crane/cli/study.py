@@ -14,12 +14,21 @@ from crane.io import check_output_dir
 
 
 def run_study(config: Any, out: Path) -> None:
-    """Run (or resume) the study ``config`` in ``out``; print its tables, notes and files."""
-    from crane.study import run_study as run
+    """Run (or resume) the study ``config`` in ``out``; print its tables, notes and files.
+
+    Under ``torchrun``/``accelerate launch`` the identification statistics are split between
+    the processes and rank 0 alone does the rest and prints (:func:`crane.distributed.run_study`).
+    """
+    from crane.distributed import Distributed
+    from crane.distributed import run_study as run
+    from crane.progress import NullProgress
 
     check_output_dir(out)
-    with progress_bars() as bar:
-        result = run(config, out, progress=RichReporter(bar))
+    main = Distributed.from_env().is_main
+    with progress_bars(disable=not main) as bar:
+        result = run(config, out, progress=RichReporter(bar) if main else NullProgress())
+    if result is None:
+        return  # another rank than 0: its share of the statistics is saved
     print_study(result.results)
     for note in result.results.get("notes", []):
         console.print(f"[yellow]note[/yellow]: {note}")

@@ -55,6 +55,14 @@ class StudyConfig:
     """Relevance methods whose candidates are confirmed by masking (when ``verify``)."""
     verify_ratio: float = 1.0
     verify_tests: int = 24
+    token_budget: int | None = None
+    """Most tokens per language for identification (None: no limit; ``crane identify
+    --max-tokens``); a text that does not fit is cut."""
+    shard_texts: int = 64
+    """Texts per saved statistics shard: the unit of resumption and of data-parallel work."""
+    gradient_checkpointing: bool = False
+    """Recompute each layer's forward in relevance collection's backward pass: less memory,
+    about one more forward of time, the same statistics."""
 
     # evaluation
     bpb_corpus: str = "udhr"
@@ -84,6 +92,16 @@ class StudyConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "the configuration") -> StudyConfig:
         """Build from a flat mapping (TOML tables are flattened); unknown keys are errors."""
+        config = cls(**cls.checked_keys(data, source))
+        config.validate()
+        return config
+
+    @classmethod
+    def checked_keys(
+        cls, data: dict[str, Any], source: str = "the configuration"
+    ) -> dict[str, Any]:
+        """The keys a mapping sets, flattened (sections dropped) and type-checked, without the
+        defaults of the keys it leaves out (lists may be given as comma-separated strings)."""
         flat: dict[str, Any] = {}
         for key, value in data.items():
             section = value if isinstance(value, dict) and key not in TABLE_KEYS else {key: value}
@@ -110,9 +128,7 @@ class StudyConfig:
                     f"Key '{key}' in {source} has the value {value!r}, but it must be "
                     f"{_type_name(hints[key])}; fix its value."
                 )
-        config = cls(**flat)
-        config.validate()
-        return config
+        return flat
 
     def validate(self) -> None:
         from crane.data.languages import parse_language_list
@@ -130,6 +146,24 @@ class StudyConfig:
         for name in ("n_boot", "verify_tests"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}.")
+        for name in ("identify_max_texts", "token_budget"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(
+                    f"{name} must be a positive number (or left out: no limit), got "
+                    f"{getattr(self, name)}."
+                )
+        self.identify_options()  # site, target, sizes, verification options
+        from crane.scoring.crane_score import NORMALIZATIONS, PROFILES, SCORES
+
+        for name, allowed in (
+            ("score", SCORES), ("profile", tuple(PROFILES)), ("normalize", NORMALIZATIONS)
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"{name} = {getattr(self, name)!r} is not one of: {', '.join(allowed)}."
+                )
+        if not 0 <= self.quantile < 1:
+            raise ConfigError(f"quantile must be in [0, 1), got {self.quantile}.")
         for b in self.sweep_budgets:
             if not 0 < float(b) < 1:
                 raise ConfigError(f"Sweep budgets are fractions in (0, 1), got {b}.")
@@ -164,10 +198,13 @@ class StudyConfig:
                 max_length=self.max_length,
                 batch_size=self.batch_size,
                 batch_tokens=self.batch_tokens,
+                shard_texts=self.shard_texts,
+                checkpoint=self.gradient_checkpointing,
             ).validate(),
             **self.score_options(),
             verify=self.verify,
             max_texts=self.identify_max_texts,
+            token_budget=self.token_budget,
             verification=VerifyOptions(
                 ratio=self.verify_ratio, max_tests=self.verify_tests
             ).validate(),
@@ -216,6 +253,22 @@ def _type_name(tp: Any) -> str:
 def load_config(path: str | Path) -> StudyConfig:
     """Read a study configuration from TOML (``.toml``) or YAML (``.yaml``/``.yml``)."""
     path = Path(path)
+    config = StudyConfig.from_dict(_read_file(path), source=str(path))
+    return _paths_relative_to(config, path.parent)
+
+
+def read_config_keys(path: str | Path) -> dict[str, Any]:
+    """The keys a configuration file sets (flat, type-checked, relative paths resolved against
+    the file's folder), without defaults for the keys it leaves out: what ``crane identify
+    --config`` lays over its own defaults. Whole-study checks are left to the caller."""
+    path = Path(path)
+    given = StudyConfig.checked_keys(_read_file(path), source=str(path))
+    resolved = _paths_relative_to(dataclasses.replace(StudyConfig(), **given), path.parent)
+    return {key: getattr(resolved, key) for key in given}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    """The top-level table of a TOML or YAML file (errors name the file and the fix)."""
     if not path.is_file():
         raise ConfigError(
             f"Configuration file {path} does not exist; give the path to a .toml file."
@@ -249,8 +302,7 @@ def load_config(path: str | Path) -> StudyConfig:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a table of settings at the top level.")
-    config = StudyConfig.from_dict(data, source=str(path))
-    return _paths_relative_to(config, path.parent)
+    return data
 
 
 PATH_KEYS = ("model", "identify_corpus", "bpb_corpus")
