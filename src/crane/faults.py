@@ -1,12 +1,12 @@
 """Named kill points, for testing that a killed run resumes to the same results.
 
-Long work calls :func:`checkpoint` at named points (after a shard is saved, between group
+Long work calls :func:`kill_point` at named points (after a shard is saved, between group
 tests, after an evaluation row, in the middle of an atomic write, ...). When the environment
 variable ``CRANE_KILL_AT`` is set to ``PATTERN`` or ``PATTERN:N`` when the process starts,
 the N-th point (default the first) whose name matches ``PATTERN`` (shell-style, ``fnmatch``)
 kills the process with SIGKILL: no ``finally`` block, no ``atexit``, no flush, as the
 out-of-memory killer or a scheduler's hard limit would leave it. Unset (always, outside the
-tests), a checkpoint is one comparison with ``None``.
+tests), a kill point is one comparison with ``None``.
 
 The points (docs/reliability.md keeps this list):
 
@@ -48,7 +48,7 @@ _target = _parse(os.environ.get(ENV))
 _seen = 0
 
 
-def checkpoint(name: str) -> None:
+def kill_point(name: str) -> None:
     """Kill this process here when ``CRANE_KILL_AT`` names this point (see the module doc)."""
     if _target is None:
         return
@@ -66,4 +66,4 @@ def _hit(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-__all__ = ["ENV", "checkpoint"]
+__all__ = ["ENV", "kill_point"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crane.errors import ConfigError
-from crane.faults import checkpoint as kill_point
+from crane.faults import kill_point
 
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
 

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from crane.errors import ConfigError
-from crane.faults import checkpoint as kill_point
+from crane.faults import kill_point
 from crane.io import atomic_write_bytes, atomic_write_json
 
 STATS_FORMAT = "crane-stats"

@@ -22,7 +22,7 @@ from crane.data.corpus import Corpus
 from crane.errors import ConfigError
 from crane.evaluation.benchmarks import BitsPerByteBenchmark
 from crane.evaluation.conditions import UNMASKED, Condition, run_conditions
-from crane.faults import checkpoint
+from crane.faults import kill_point
 from crane.models.adapters import Adapter, get_adapter
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
@@ -150,7 +150,7 @@ def verify_candidates(
 ) -> tuple[NeuronSet, dict[str, LanguageReport]]:
     """Select each language's neurons from ``scores`` and keep only groups whose masking
     measurably hurts that language more than the others (see module docstring)."""
-    checkpoint("select")
+    kill_point("select")
     options = (options or VerifyOptions()).validate()
     adapter = adapter or get_adapter(model)
     progress = progress or NullProgress()
@@ -188,7 +188,7 @@ def verify_candidates(
             report.tests += 1
             report.forward_passes += evaluator.passes(list(delta))
             progress.advance(1)
-            checkpoint("verify")
+            kill_point("verify")
             if _passes(delta, lang, options.ratio):
                 report.passed_groups += 1
                 kept += group

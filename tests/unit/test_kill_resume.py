@@ -3,7 +3,7 @@ every restart finishes, that finished shards, rows and stages are reused untouch
 outputs equal those of an uninterrupted run (byte for byte, timing fields aside). Also: the same
 configuration and seed give the same files in two directories (CPU determinism).
 
-The kill points are :func:`crane.faults.checkpoint` calls (``CRANE_KILL_AT=PATTERN[:N]``;
+The kill points are :func:`crane.faults.kill_point` calls (``CRANE_KILL_AT=PATTERN[:N]``;
 the list is in docs/reliability.md). Each command runs in a child process: the study's first
 kill in a fresh interpreter (``python -m crane run`` with ``CRANE_KILL_AT`` in its
 environment, exactly as a user's run), the others in forked children of the test process with
@@ -321,7 +321,7 @@ def test_kill_points_cost_nothing_unarmed() -> None:
     assert faults._parse("write:a.json") == ("write:a.json", 1)
     if os.environ.get(faults.ENV) is None:
         assert faults._target is None
-        faults.checkpoint("verify")  # unarmed: returns
+        faults.kill_point("verify")  # unarmed: returns
 
 
 def test_identify_killed_and_resumed(

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from crane.evaluation.metrics import Units
-from crane.faults import checkpoint
+from crane.faults import kill_point
 from crane.intervene import mask_neurons
 from crane.io import atomic_write_text
 from crane.manifest import inputs_key
@@ -308,10 +308,10 @@ def run_conditions(
                 row: dict[str, Cell] = {}
                 for lang in languages if languages is not None else benchmark.items:
                     row[lang] = benchmark.evaluate(lang)
-                    checkpoint("eval-lang")
+                    kill_point("eval-lang")
                 if cache is not None:
                     cache.write(benchmark, condition, row)
-                    checkpoint("eval-row")
+                    kill_point("eval-row")
                 for lang, cell in row.items():
                     results[benchmark.name][(condition.name, lang)] = cell
     return results

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from crane.faults import checkpoint
+from crane.faults import kill_point
 from crane.io import atomic_write_bytes, atomic_write_text
 from crane.report.figures import make_figures
 from crane.report.html import render_html
@@ -63,7 +63,7 @@ def build_report(
     written: set[Path] = set()
     for fig_id, _, png in figures:
         written.add(atomic_write_bytes(out / f"{fig_id}.png", png))
-    checkpoint("report")
+    kill_point("report")
     for name, text in tables.items():
         written.add(atomic_write_text(tables_dir / name, text))
     _remove_stale(out, "*.png", _FIGURE_PREFIXES, written)

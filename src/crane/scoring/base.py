@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from crane.faults import checkpoint
+from crane.faults import kill_point
 from crane.neurons import NeuronSet
 from crane.scoring.budget import Budget
 
@@ -50,7 +50,7 @@ def select_top(
     meta: dict[str, Any] | None = None,
 ) -> NeuronSet:
     """The best ``budget`` neurons per language; fewer when fewer are eligible (recorded)."""
-    checkpoint("select")
+    kill_point("select")
     any_values = next(iter(scores.values.values()))
     n_layers, d_ff = any_values.shape
     neurons: dict[str, dict[int, list[int]]] = {}

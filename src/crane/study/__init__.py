@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crane.faults import checkpoint
+from crane.faults import kill_point
 from crane.io import atomic_write_text
 from crane.manifest import Manifest
 from crane.progress import NullProgress, Progress
@@ -96,7 +96,7 @@ def run_study(
     results["seconds"] = time.perf_counter() - started
     results = strict_json(results)
     typed = StudyResults.from_dict(results, where=str(out / "study.json"))  # schema, once
-    checkpoint("study-json")
+    kill_point("study-json")
     atomic_write_text(out / "study.json", json.dumps(results, indent=1, allow_nan=False) + "\n")
     report_path = None
     if report:

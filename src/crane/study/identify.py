@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crane.faults import checkpoint
+from crane.faults import kill_point
 from crane.io import atomic_write_text
 from crane.manifest import Manifest, inputs_key
 from crane.models.loading import LoadedModel
@@ -113,7 +113,7 @@ def identify_stage(
     stage_file = atomic_write_text(
         out / "identify-stage.json", json.dumps(stage.extra(), indent=1, default=str) + "\n"
     )
-    checkpoint("identified")
+    kill_point("identified")
     manifest.record(STAGE, key, [*outputs, stage_file], time.perf_counter() - started)
     return stage
 
