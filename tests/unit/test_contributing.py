@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "contributing.md"
@@ -36,6 +37,8 @@ def examples(tiny_llama_dir: Path) -> Any:
     method = MODEL_LINE.sub(f"MODEL = {str(tiny_llama_dir)!r}", method)
     benchmark = "\n".join(section_blocks("Adding a benchmark"))
     namespace: dict[str, Any] = {"__name__": "contributing_example"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # conftest's per-test fixture does not cover a module fixture
     try:
         # dont_inherit: the blocks run as written, without this module's __future__ imports
         for title, code in (("method", method), ("benchmark", benchmark)):
@@ -46,6 +49,7 @@ def examples(tiny_llama_dir: Path) -> Any:
         yield namespace
     finally:
         unregister_method("varcontrast")
+        torch.set_num_threads(threads)
 
 
 def test_the_method_example_registers_and_identifies(examples: dict[str, Any]) -> None:
