@@ -259,3 +259,96 @@ def test_import_lape_file(tmp_path: Path, capsys) -> None:
     assert code == 0, err
     imported = NeuronSet.load(tmp_path / "x.json")
     assert imported.layers("en") == {0: [1, 5]} and imported.layers("zh") == {0: [2], 1: [7, 9]}
+
+
+def test_every_identify_option_is_a_config_key() -> None:
+    """``crane identify`` and a study configuration are one surface: each option has a key,
+    and the keys that are not study choices default to the option's default."""
+    import dataclasses
+    import inspect
+
+    from crane.cli.identify import OPTION_KEYS, identify_cmd
+    from crane.study.config import StudyConfig
+
+    parameters = inspect.signature(identify_cmd).parameters
+    assert set(parameters) - {"ctx", "out", "config"} == set(OPTION_KEYS)
+    defaults = StudyConfig()
+    fields = {f.name for f in dataclasses.fields(StudyConfig)}
+    study_choices = {"model", "languages", "methods", "budget", "identify_max_texts"}
+    for name, key in OPTION_KEYS.items():
+        assert key in fields, key
+        if key not in study_choices:
+            assert getattr(defaults, key) == parameters[name].default, key
+
+
+def test_identify_config_file_precedence(
+    tiny_llama_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """``crane identify --config``: command line > file > defaults (a default never overrides
+    the file, an option typed on the command line always wins, even with its default value)."""
+    import crane.identification
+    import crane.models.loading
+    from crane.identification import MethodsResult
+
+    calls: list[dict] = []
+
+    def fake_identify(loaded, texts, methods, **kwargs):
+        calls.append({"model": loaded, "languages": texts.languages, "methods": methods, **kwargs})
+        return MethodsResult({}, {}, {})
+
+    monkeypatch.setattr(crane.identification, "identify_methods", fake_identify)
+    monkeypatch.setattr(crane.models.loading, "load_model", lambda spec, **kw: ("model", spec, kw))
+    config = tmp_path / "study.toml"
+    config.write_text(
+        f'model = "{tiny_llama_dir}"\nlanguages = "en,zh"\nmethods = "crane,lape"\n'
+        'budget = "match:crane"\nreference_budget = "10"\n[identify]\nidentify_corpus = "udhr"\n'
+        "identify_max_texts = 5\nquantile = 0.7\ntoken_budget = 500\nshard_texts = 8\n"
+        'gradient_checkpointing = true\nverify_methods = "crane"\nbatch_tokens = 512\n'
+        "[evaluate]\nn_boot = 10\n",  # a study key identify has no use for: ignored
+        encoding="utf-8",
+    )
+
+    def identify(*argv: str) -> dict:
+        code, _, err = run_cli(["identify", "--out", str(tmp_path / "run"), *argv], capsys)
+        assert code == 0, err
+        return calls.pop()
+
+    from_file = identify("--config", str(config))
+    options = from_file["options"]
+    assert from_file["model"][1] == str(tiny_llama_dir)
+    assert from_file["languages"] == ["en", "zh"] and from_file["methods"] == ["crane", "lape"]
+    assert (from_file["budget"], from_file["reference_budget"]) == ("match:crane", "10")
+    assert from_file["verify_methods"] == ["crane"]
+    assert (options.quantile, options.token_budget, options.max_texts) == (0.7, 500, 5)
+    relevance = options.relevance
+    assert (relevance.shard_texts, relevance.checkpoint, relevance.batch_tokens) == (8, True, 512)
+
+    typed = identify(
+        "--config", str(config), "--quantile", "0.95", "--max-tokens", "100", "--method",
+        "crane", "--budget", "4", "--no-gradient-checkpointing", "--langs", "en,vi",
+    )
+    assert typed["methods"] == ["crane"] and typed["budget"] == "4"
+    assert typed["languages"] == ["en", "vi"]
+    assert (typed["options"].quantile, typed["options"].token_budget) == (0.95, 100)
+    assert typed["options"].relevance.checkpoint is False
+    assert typed["options"].relevance.shard_texts == 8  # not typed: still the file's
+
+    plain = identify("--model", str(tiny_llama_dir), "--langs", "en,zh", "--corpus", "udhr")
+    assert plain["methods"] == ["crane"] and plain["verify_methods"] is None
+    assert (plain["options"].quantile, plain["options"].token_budget) == (0.95, None)
+    assert plain["options"].relevance.shard_texts == 64
+
+    code, _, err = run_cli(["identify", "--out", str(tmp_path / "run"), "--langs", "en,zh"], capsys)
+    assert_clear_error(code, err, "--model")
+    config.write_text(
+        f'model = "{tiny_llama_dir}"\nlanguages = "en,zh"\ntoken_budget = 0\n', encoding="utf-8"
+    )
+    code, _, err = run_cli(
+        ["identify", "--config", str(config), "--out", str(tmp_path / "run")], capsys
+    )
+    assert_clear_error(code, err, "token_budget must be a positive number")
+    code, _, err = run_cli(
+        ["identify", "--config", str(config), "--out", str(tmp_path / "run"), "--max-tokens",
+         "50", "--score", "nope"], capsys,
+    )
+    assert_clear_error(code, err, "score = 'nope' is not one of")

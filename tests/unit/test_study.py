@@ -140,3 +140,60 @@ def test_config_file_round_trip_and_errors(tmp_path: Path) -> None:
         StudyConfig(methods=["crane", "random"]).validate()
     with pytest.raises(ConfigError, match="at least two"):
         StudyConfig(languages=["en"]).validate()
+
+
+def _table_default(value: object) -> str:
+    """A default as docs/study.md writes it (TOML-like; ``(none)`` for no value)."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
+
+
+def test_docs_list_every_config_key_with_its_default() -> None:
+    """docs/study.md's table of keys is complete and says the truth: every StudyConfig field
+    once, with its default and the ``crane identify`` option that sets it."""
+    import dataclasses
+
+    from crane.cli.identify import OPTION_KEYS
+
+    text = (Path(__file__).parents[2] / "docs" / "study.md").read_text(encoding="utf-8")
+    section = text[text.index("### Every key") :]
+    section = section[: section.index("\n#", 1)]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+            rows[cells[0].strip("`")] = cells
+    flags = {key: f"`--{name.replace('_', '-')}`" for name, key in OPTION_KEYS.items()}
+    defaults = StudyConfig()
+    fields = [f.name for f in dataclasses.fields(StudyConfig)]
+    assert sorted(rows) == sorted(fields)
+    for name in fields:
+        _, default, flag, meaning = rows[name]
+        assert default == f"`{_table_default(getattr(defaults, name))}`", name
+        assert flag == flags.get(name, "—"), name
+        assert meaning, name
+
+
+def test_identification_keys_reach_the_options() -> None:
+    config = StudyConfig(
+        token_budget=300, shard_texts=5, gradient_checkpointing=True, identify_max_texts=7,
+        batch_tokens=256,
+    )
+    config.validate()
+    options = config.identify_options()
+    assert (options.token_budget, options.max_texts) == (300, 7)
+    relevance = options.relevance
+    assert (relevance.shard_texts, relevance.checkpoint, relevance.batch_tokens) == (5, True, 256)
+    for bad, match in (
+        ({"token_budget": 0}, "token_budget"),
+        ({"shard_texts": 0}, "shard_texts"),
+        ({"profile": "loud"}, "profile"),
+        ({"quantile": 1.0}, "quantile"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            StudyConfig(**bad).validate()

@@ -146,6 +146,7 @@ def identify_cmd(
     settings = dataclasses.replace(
         StudyConfig(), **chosen, **{k: given[k] for k in FILE_ONLY_KEYS if k in given}
     )
+    settings.validate_identification()
     verify_methods = settings.verify_methods if "verify_methods" in given else None
     methods = parse_methods(",".join(settings.methods))
     budget_plan(methods, settings.budget, settings.reference_budget)  # fails before loading

@@ -146,6 +146,18 @@ class StudyConfig:
         for name in ("n_boot", "verify_tests"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}.")
+        for b in self.sweep_budgets:
+            if not 0 < float(b) < 1:
+                raise ConfigError(f"Sweep budgets are fractions in (0, 1), got {b}.")
+        missing = [m for m in self.sweep_methods if m not in self.methods]
+        if self.sweep_budgets and missing:
+            raise ConfigError(
+                f"Sweep method(s) {', '.join(missing)} are not among the study's methods."
+            )
+        self.validate_identification()
+
+    def validate_identification(self) -> None:
+        """The checks of the identification keys alone (``crane identify --config`` too)."""
         for name in ("identify_max_texts", "token_budget"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(
@@ -164,14 +176,6 @@ class StudyConfig:
                 )
         if not 0 <= self.quantile < 1:
             raise ConfigError(f"quantile must be in [0, 1), got {self.quantile}.")
-        for b in self.sweep_budgets:
-            if not 0 < float(b) < 1:
-                raise ConfigError(f"Sweep budgets are fractions in (0, 1), got {b}.")
-        missing = [m for m in self.sweep_methods if m not in self.methods]
-        if self.sweep_budgets and missing:
-            raise ConfigError(
-                f"Sweep method(s) {', '.join(missing)} are not among the study's methods."
-            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
