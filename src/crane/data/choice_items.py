@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from crane.data.languages import normalize_language, parse_language_list
+from crane.data.languages import ByLanguage, normalize_language, parse_language_list
 from crane.errors import ConfigError, CorpusError, LanguageError
 
 __all__ = ["NO_SPACE_LANGUAGES", "STYLES", "ChoiceItem", "ChoiceSet", "nfc", "uses_spaces"]
@@ -63,7 +63,7 @@ class ChoiceItem:
 
 
 @dataclass
-class ChoiceSet:
+class ChoiceSet(ByLanguage):
     """Multiple-choice items per language (``language → [ChoiceItem, ...]``) with provenance.
 
     ``style`` (one of :data:`STYLES`) says how the items are put to a model. Language keys are
@@ -102,38 +102,15 @@ class ChoiceSet:
         prov["counts"] = {lang: len(items) for lang, items in clean.items()}
         self.provenance = prov
 
-    @property
-    def languages(self) -> list[str]:
-        """Languages with items, in insertion order."""
-        return list(self.items)
+    _holder, _unit, _fix = "The multiple-choice set", "items", "add a file for that language"
 
-    def __getitem__(self, lang: str) -> list[ChoiceItem]:
-        code = normalize_language(lang)
-        if code not in self.items:
-            raise LanguageError(self._missing_message(code))
-        return self.items[code]
-
-    def __contains__(self, lang: object) -> bool:
-        if not isinstance(lang, str):
-            return False
-        try:
-            return normalize_language(lang) in self.items
-        except LanguageError:
-            return False
-
-    def _missing_message(self, code: str) -> str:
-        available = ", ".join(self.languages) or "none"
-        return (
-            f"The multiple-choice set has no items in '{code}' (available: {available}); "
-            "choose among the available languages or add a file for that language."
-        )
+    def _by_language(self) -> dict[str, list[ChoiceItem]]:
+        return self.items
 
     def select(self, langs: Iterable[str] | str) -> ChoiceSet:
         """Keep only ``langs`` (in that order); LanguageError if one is missing."""
         codes = parse_language_list(langs)
-        for code in codes:
-            if code not in self.items:
-                raise LanguageError(self._missing_message(code))
+        self._require(codes)
         prov = copy.deepcopy(self.provenance)
         prov["selected_languages"] = codes
         return ChoiceSet({c: list(self.items[c]) for c in codes}, prov, self.style)

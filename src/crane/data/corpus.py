@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from crane.data.languages import (
+    ByLanguage,
     is_language_code,
     language_name,
     normalize_language,
@@ -59,7 +60,7 @@ def _counts(texts: list[str]) -> dict[str, int]:
 
 
 @dataclass
-class Corpus:
+class Corpus(ByLanguage):
     """Texts per language (``language → [text, ...]``) with their provenance.
 
     On construction, language keys are normalised (:func:`normalize_language`), texts are
@@ -90,45 +91,22 @@ class Corpus:
         self.provenance = prov
 
     @property
-    def languages(self) -> list[str]:
-        """Languages with at least one text, in insertion order."""
-        return list(self.texts)
-
-    @property
     def sha256(self) -> str:
         """Hash of the normalised content (see :func:`corpus_sha256`)."""
         return str(self.provenance["sha256"])
 
-    def __getitem__(self, lang: str) -> list[str]:
-        code = normalize_language(lang)
-        if code not in self.texts:
-            raise LanguageError(self._missing_message(code))
-        return self.texts[code]
+    _holder, _unit, _fix = "The corpus", "texts", "add texts in that language"
 
-    def __contains__(self, lang: object) -> bool:
-        if not isinstance(lang, str):
-            return False
-        try:
-            return normalize_language(lang) in self.texts
-        except LanguageError:
-            return False
+    def _by_language(self) -> dict[str, list[str]]:
+        return self.texts
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.texts)
 
-    def _missing_message(self, code: str) -> str:
-        available = ", ".join(self.languages) or "none"
-        return (
-            f"The corpus has no texts in '{code}' (available: {available}); "
-            "choose among the available languages or add texts in that language."
-        )
-
     def select(self, langs: list[str] | str) -> Corpus:
         """Keep only ``langs`` (in that order); LanguageError if one has no texts."""
         codes = parse_language_list(langs)
-        for code in codes:
-            if code not in self.texts:
-                raise LanguageError(self._missing_message(code))
+        self._require(codes)
         prov = self._derived_provenance()
         prov["selected_languages"] = codes
         return Corpus({c: list(self.texts[c]) for c in codes}, prov)

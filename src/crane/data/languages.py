@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from crane.errors import LanguageError
 
@@ -215,3 +216,47 @@ def parse_language_list(spec: str | Iterable[str]) -> list[str]:
             "No languages were given; pass a comma-separated list of codes such as en,zh,vi."
         )
     return out
+
+
+class ByLanguage:
+    """Lookup by language code (any spelling :func:`normalize_language` accepts) for a
+    container of ``language → list``; subclasses say which mapping and how to word a miss."""
+
+    def _by_language(self) -> dict[str, list[Any]]:
+        raise NotImplementedError
+
+    _holder = "The collection"
+    _unit = "entries"
+    _fix = "add entries in that language"
+
+    def _missing_message(self, code: str) -> str:
+        available = ", ".join(self.languages) or "none"
+        return (
+            f"{self._holder} has no {self._unit} in '{code}' (available: {available}); "
+            f"choose among the available languages or {self._fix}."
+        )
+
+    def _require(self, codes: list[str]) -> None:
+        """LanguageError naming the first of ``codes`` that is missing."""
+        for code in codes:
+            if code not in self._by_language():
+                raise LanguageError(self._missing_message(code))
+
+    @property
+    def languages(self) -> list[str]:
+        """Languages present, in insertion order."""
+        return list(self._by_language())
+
+    def __getitem__(self, lang: str) -> list[Any]:
+        code = normalize_language(lang)
+        if code not in self._by_language():
+            raise LanguageError(self._missing_message(code))
+        return self._by_language()[code]
+
+    def __contains__(self, lang: object) -> bool:
+        if not isinstance(lang, str):
+            return False
+        try:
+            return normalize_language(lang) in self._by_language()
+        except LanguageError:
+            return False

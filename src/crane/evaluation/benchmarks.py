@@ -27,19 +27,31 @@ from crane.progress import NullProgress, Progress
 
 
 @dataclass
-class BitsPerByteBenchmark:
+class _Bound:
+    """The model and tokenizer a benchmark evaluates."""
+
+    model: nn.Module
+    tokenizer: Any
+
+
+@dataclass(kw_only=True)
+class _Batched(_Bound):
+    """How a bound benchmark batches its forward passes, and where it reports progress."""
+
+    batch_size: int = 64
+    batch_tokens: int | None = 1024
+    progress: Progress = field(default_factory=NullProgress)
+
+
+@dataclass
+class BitsPerByteBenchmark(_Batched):
     """Bits per UTF-8 byte of each language's texts (units: texts; ``num`` bits, ``den``
     bytes). ``prefix_ids`` (a chat template's opening) are read before every window and never
     scored. ``Cell.detail`` is a :class:`~crane.evaluation.bpb.BitsPerByte`."""
 
-    model: nn.Module
-    tokenizer: Any
     corpus: Corpus
-    batch_size: int = 64
-    batch_tokens: int | None = 1024
     max_length: int = 128
     prefix_ids: list[int] | None = None
-    progress: Progress = field(default_factory=NullProgress)
     name: str = "bpb"
     title: str = "Bits per byte"
     unit: str = "bits/byte"
@@ -89,18 +101,13 @@ class BitsPerByteBenchmark:
 
 
 @dataclass
-class ChoiceBenchmark:
+class ChoiceBenchmark(_Batched):
     """Multiple-choice accuracy (units: items; ``num`` 1 when the length-normalised choice is
     right, ``den`` 1; ``extra["correct_raw"]`` without normalisation). ``Cell.detail`` is a
     :class:`~crane.evaluation.choice.ChoiceScores`."""
 
-    model: nn.Module
-    tokenizer: Any
     choice_set: ChoiceSet
-    batch_size: int = 64
-    batch_tokens: int | None = 1024
     max_length: int | None = None
-    progress: Progress = field(default_factory=NullProgress)
     name: str = "mc"
     title: str = "Multiple choice (accuracy, length-normalised)"
     unit: str = "accuracy"
@@ -148,18 +155,14 @@ class ChoiceBenchmark:
 
 
 @dataclass
-class GenerationBenchmark:
+class GenerationBenchmark(_Batched):
     """Generation fidelity: greedy continuations of parallel prompts, identified offline
     (units: prompts; ``num`` 1 when the continuation is in the language). ``extra`` keeps
     the generated texts and the identified languages."""
 
-    model: nn.Module
-    tokenizer: Any
     prompts: ChoiceSet
     identify: Any
     max_new_tokens: int = 16
-    batch_size: int = 16
-    progress: Progress = field(default_factory=NullProgress)
     name: str = "generation"
     title: str = "Generation fidelity (greedy, share in the language)"
     unit: str = "share"
