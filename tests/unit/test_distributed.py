@@ -1,6 +1,6 @@
-"""Data parallelism (crane.distributed): ``torchrun -m crane identify`` with 2 gloo processes
-writes the shards one process writes and finds the same neurons; a killed rank stops the other
-without a hang, and a rerun reuses every complete shard."""
+"""Data parallelism (crane.distributed): ``torchrun -m crane identify`` (and ``crane run``) with
+2 gloo processes writes the shards one process writes and finds the same neurons; a killed rank
+stops the other without a hang, and a rerun reuses every complete shard."""
 
 from __future__ import annotations
 
@@ -362,3 +362,55 @@ def test_parts_cover_every_shard_once(tiny_llama_dir: Path, tmp_path: Path) -> N
             torch.testing.assert_close(total[lang].tensors[key], value, rtol=1e-12, atol=1e-15)
     with pytest.raises(ConfigError, match="Rank 2 of 2 does not exist"):
         collect_relevance(loaded.model, loaded.tokenizer, corpus, options=options, part=(2, 2))
+
+
+STUDY_TOML = """
+model = "{model}"
+languages = ["en", "zh", "vi"]
+methods = ["gradxact", "lape"]
+budget = "match:gradxact"
+reference_budget = "6"
+
+[identify]
+identify_corpus = "udhr"
+identify_max_texts = 8
+quantile = 0.5
+verify_tests = 2
+shard_texts = 3
+
+[evaluate]
+bpb_max_texts = 1
+n_boot = 10
+"""
+"""The settings of test_study.py's tiny_config, without choice files, generation or sweep."""
+
+
+def test_crane_run_under_two_processes_finds_the_sets_of_one(
+    tiny_llama_dir: Path, tmp_path: Path, capsys
+) -> None:
+    config = tmp_path / "study.toml"
+    config.write_text(STUDY_TOML.format(model=tiny_llama_dir), encoding="utf-8")
+    one, two = tmp_path / "one", tmp_path / "two"
+    run_here(["run", str(config), "--out", str(one)], capsys)
+    started = time.perf_counter()
+    run = torchrun(["run", str(config), "--out", str(two)])
+    seconds = time.perf_counter() - started
+    assert run.returncode == 0, run.stdout + run.stderr
+    methods = ("gradxact", "lape", "random")
+    for method in methods:
+        assert NeuronSet.load(two / f"neurons-{method}.json").neurons == NeuronSet.load(
+            one / f"neurons-{method}.json"
+        ).neurons, method
+    # the statistics were split between the ranks, and are the shards of one process
+    log = run.stdout + run.stderr
+    assert "all 2 processes have saved their shards" in log, log
+    shards = sorted(str(p.relative_to(two)) for p in two.glob("*/*/shard-*.safetensors.json"))
+    assert shards == sorted(
+        str(p.relative_to(one)) for p in one.glob("*/*/shard-*.safetensors.json")
+    )
+    assert len(shards) >= 6
+    assert json.loads((two / "study.json").read_text())["metrics"] == json.loads(
+        (one / "study.json").read_text()
+    )["metrics"]
+    assert log.count("study: ") == 1, log  # rank 0 alone prints
+    print(f"2-process crane run: {seconds:.1f} s")
