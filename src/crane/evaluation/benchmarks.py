@@ -19,6 +19,7 @@ from torch import nn
 from crane.data.batching import TokenizedTexts, count_batches, pad_token_id, tokenize_texts
 from crane.data.choice_files import ChoiceSet
 from crane.data.corpus import Corpus
+from crane.data.languages import ByLanguage
 from crane.evaluation.bpb import BitsPerByte, text_nats
 from crane.evaluation.choice import _prepare, _Prepared, _resolve_max_length, _score
 from crane.evaluation.conditions import Cell
@@ -26,12 +27,56 @@ from crane.evaluation.metrics import bpb_units
 from crane.progress import NullProgress, Progress
 
 
+@dataclass(frozen=True)
+class Labels:
+    """How a benchmark is named and read: its name (files, tables), title, unit, and whether
+    a higher value is better (accuracy) or worse (bits per byte)."""
+
+    name: str
+    title: str
+    unit: str
+    higher_is_better: bool
+
+
+BPB = Labels("bpb", "Bits per byte", "bits/byte", False)
+CHOICE = Labels("mc", "Multiple choice (accuracy, length-normalised)", "accuracy", True)
+GENERATION = Labels(
+    "generation", "Generation fidelity (greedy, share in the language)", "share", True
+)
+
+
 @dataclass
 class _Bound:
-    """The model and tokenizer a benchmark evaluates."""
+    """The model and tokenizer a benchmark evaluates, and its labels."""
 
     model: nn.Module
     tokenizer: Any
+
+    @property
+    def name(self) -> str:
+        return self.labels.name
+
+    @property
+    def title(self) -> str:
+        return self.labels.title
+
+    @property
+    def unit(self) -> str:
+        return self.labels.unit
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.labels.higher_is_better
+
+    def units(self) -> ByLanguage:
+        """The texts, items or prompts per language that the benchmark evaluates."""
+        raise NotImplementedError
+
+    @property
+    def items(self) -> dict[str, int]:
+        """Units per language."""
+        units = self.units()
+        return {lang: len(units[lang]) for lang in units.languages}
 
 
 @dataclass(kw_only=True)
@@ -52,15 +97,11 @@ class BitsPerByteBenchmark(_Batched):
     corpus: Corpus
     max_length: int = 128
     prefix_ids: list[int] | None = None
-    name: str = "bpb"
-    title: str = "Bits per byte"
-    unit: str = "bits/byte"
-    higher_is_better: bool = False
+    labels: Labels = BPB
     _tokenized: dict[str, TokenizedTexts] = field(default_factory=dict, repr=False)
 
-    @property
-    def items(self) -> dict[str, int]:
-        return {lang: len(self.corpus[lang]) for lang in self.corpus.languages}
+    def units(self) -> ByLanguage:
+        return self.corpus
 
     @property
     def key(self) -> dict[str, Any]:
@@ -108,15 +149,11 @@ class ChoiceBenchmark(_Batched):
 
     choice_set: ChoiceSet
     max_length: int | None = None
-    name: str = "mc"
-    title: str = "Multiple choice (accuracy, length-normalised)"
-    unit: str = "accuracy"
-    higher_is_better: bool = True
+    labels: Labels = CHOICE
     _prepared: dict[str, _Prepared] = field(default_factory=dict, repr=False)
 
-    @property
-    def items(self) -> dict[str, int]:
-        return {lang: len(self.choice_set[lang]) for lang in self.choice_set.languages}
+    def units(self) -> ByLanguage:
+        return self.choice_set
 
     @property
     def key(self) -> dict[str, Any]:
@@ -163,14 +200,10 @@ class GenerationBenchmark(_Batched):
     prompts: ChoiceSet
     identify: Any
     max_new_tokens: int = 16
-    name: str = "generation"
-    title: str = "Generation fidelity (greedy, share in the language)"
-    unit: str = "share"
-    higher_is_better: bool = True
+    labels: Labels = GENERATION
 
-    @property
-    def items(self) -> dict[str, int]:
-        return {lang: len(self.prompts[lang]) for lang in self.prompts.languages}
+    def units(self) -> ByLanguage:
+        return self.prompts
 
     @property
     def key(self) -> dict[str, Any]:

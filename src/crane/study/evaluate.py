@@ -5,10 +5,12 @@ finished (benchmark, condition) row survives a kill and is reused by a rerun."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from crane.errors import ConfigError
+from crane.evaluation.benchmarks import BPB, CHOICE, GENERATION
 from crane.evaluation.conditions import (
     UNMASKED,
     Benchmark,
@@ -42,7 +44,7 @@ def study_benchmarks(config: StudyConfig, loaded: LoadedModel, progress: Progres
         BitsPerByteBenchmark(
             loaded.model, loaded.tokenizer, corpus, batch_size=config.eval_batch_size,
             batch_tokens=config.batch_tokens, max_length=config.max_length, progress=progress,
-            title=f"Bits per byte, {config.bpb_corpus}{part}",
+            labels=replace(BPB, title=f"Bits per byte, {config.bpb_corpus}{part}"),
         )
     ]
     benchmarks += _choice_benchmarks(config, loaded, progress)
@@ -80,7 +82,7 @@ def _choice_benchmarks(
             ChoiceBenchmark(
                 loaded.model, loaded.tokenizer, choice_set, batch_size=config.eval_batch_size,
                 batch_tokens=config.batch_tokens, max_length=config.max_length,
-                progress=progress, name=name, title=title,
+                progress=progress, labels=replace(CHOICE, name=name, title=title),
             )
         )
     return out
@@ -101,9 +103,12 @@ def _generation_benchmark(
         loaded.model, loaded.tokenizer, prompts, language_identifier(),
         max_new_tokens=config.generation_tokens, batch_size=config.eval_batch_size,
         progress=progress,
-        title=(
-            f"Generation fidelity (greedy, {config.generation_tokens} tokens, share in the "
-            "language)"
+        labels=replace(
+            GENERATION,
+            title=(
+                f"Generation fidelity (greedy, {config.generation_tokens} tokens, share in "
+                "the language)"
+            ),
         ),
     )
 
