@@ -52,25 +52,18 @@ class _Bound:
     model: nn.Module
     tokenizer: Any
 
-    @property
-    def name(self) -> str:
-        return self.labels.name
+    # the Benchmark protocol's labels, read from ``labels``
+    name = property(lambda self: self.labels.name)
+    title = property(lambda self: self.labels.title)
+    unit = property(lambda self: self.labels.unit)
+    higher_is_better = property(lambda self: self.labels.higher_is_better)
 
-    @property
-    def title(self) -> str:
-        return self.labels.title
-
-    @property
-    def unit(self) -> str:
-        return self.labels.unit
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.labels.higher_is_better
+    units_field = ""
+    """The name of the field holding the units (texts, items, prompts) per language."""
 
     def units(self) -> ByLanguage:
         """The texts, items or prompts per language that the benchmark evaluates."""
-        raise NotImplementedError
+        return getattr(self, self.units_field)  # type: ignore[no-any-return]
 
     @property
     def items(self) -> dict[str, int]:
@@ -94,14 +87,12 @@ class BitsPerByteBenchmark(_Batched):
     bytes). ``prefix_ids`` (a chat template's opening) are read before every window and never
     scored. ``Cell.detail`` is a :class:`~crane.evaluation.bpb.BitsPerByte`."""
 
+    units_field = "corpus"
     corpus: Corpus
     max_length: int = 128
     prefix_ids: list[int] | None = None
     labels: Labels = BPB
     _tokenized: dict[str, TokenizedTexts] = field(default_factory=dict, repr=False)
-
-    def units(self) -> ByLanguage:
-        return self.corpus
 
     @property
     def key(self) -> dict[str, Any]:
@@ -147,13 +138,11 @@ class ChoiceBenchmark(_Batched):
     right, ``den`` 1; ``extra["correct_raw"]`` without normalisation). ``Cell.detail`` is a
     :class:`~crane.evaluation.choice.ChoiceScores`."""
 
+    units_field = "choice_set"
     choice_set: ChoiceSet
     max_length: int | None = None
     labels: Labels = CHOICE
     _prepared: dict[str, _Prepared] = field(default_factory=dict, repr=False)
-
-    def units(self) -> ByLanguage:
-        return self.choice_set
 
     @property
     def key(self) -> dict[str, Any]:
@@ -197,13 +186,11 @@ class GenerationBenchmark(_Batched):
     (units: prompts; ``num`` 1 when the continuation is in the language). ``extra`` keeps
     the generated texts and the identified languages."""
 
+    units_field = "prompts"
     prompts: ChoiceSet
     identify: Any
     max_new_tokens: int = 16
     labels: Labels = GENERATION
-
-    def units(self) -> ByLanguage:
-        return self.prompts
 
     @property
     def key(self) -> dict[str, Any]:
