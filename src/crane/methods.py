@@ -122,6 +122,32 @@ class MethodSpec:
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
+PLUGIN_GROUP = "crane.methods"
+"""Entry-point group of installed packages that register methods (each entry point names a
+module or function; loading it registers its specs), so ``crane identify --method NAME`` and
+``crane run`` find them too."""
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every installed ``crane.methods`` entry point once (lm-eval-style plug-ins); a
+    plug-in that fails to load is a clear error naming it."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=PLUGIN_GROUP):
+        try:
+            loaded = point.load()
+        except Exception as exc:
+            raise ConfigError(
+                f"The method plug-in {point.name!r} ({point.value}) failed to load: {exc}; fix "
+                "or uninstall the package that provides it."
+            ) from None
+        if callable(loaded) and not isinstance(loaded, type):
+            loaded()
 
 
 def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
@@ -146,6 +172,7 @@ def unregister_method(name: str) -> None:
 
 def get_method(name: str) -> MethodSpec:
     """The spec registered as ``name``; an unknown name is a clear error listing the others."""
+    load_plugins()
     try:
         return _REGISTRY[name.strip().lower()]
     except KeyError:
@@ -157,16 +184,19 @@ def get_method(name: str) -> MethodSpec:
 
 def method_names(statistics: str | None = None) -> list[str]:
     """Registered names in registration order, optionally only those of one statistics kind."""
+    load_plugins()
     return [n for n, s in _REGISTRY.items() if statistics is None or s.statistics == statistics]
 
 
 def registered_methods() -> list[MethodSpec]:
+    load_plugins()
     return list(_REGISTRY.values())
 
 
 def parse_methods(spec: str) -> list[str]:
     """``"crane,lape"`` → ``["crane", "lape"]`` (order kept, duplicates dropped); ``"all"`` →
     every registered method."""
+    load_plugins()
     names = [part.strip().lower() for part in spec.split(",") if part.strip()]
     if names == ["all"]:
         return method_names()

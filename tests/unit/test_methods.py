@@ -46,7 +46,9 @@ def test_collisions_and_unknown_names_are_clear_errors() -> None:
 
 def _by_mean(stats: Stats) -> Scores:
     """A toy scorer: the language's mean activation minus the others' largest."""
-    means = {lang: stats[lang].mean("site_sum", "n_tokens").double() for lang in stats.language_codes}
+    means = {
+        lang: stats[lang].mean("site_sum", "n_tokens").double() for lang in stats.language_codes
+    }
     values = {
         lang: m - torch.stack([o for e, o in means.items() if e != lang]).max(0).values
         for lang, m in means.items()
@@ -72,3 +74,39 @@ def test_a_new_method_is_one_registry_entry() -> None:
     finally:
         unregister_method("bymean")
     assert "bymean" not in method_names()
+
+
+def test_installed_plugins_register_methods(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An installed package's ``crane.methods`` entry point is loaded on first use."""
+    import importlib.metadata
+
+    import crane.methods as registry
+
+    def plugin() -> None:
+        register_method(MethodSpec("fromplugin", "activation", _by_mean, "a plug-in method"))
+
+    class Point:
+        name, value = "mine", "my_pkg:plugin"
+
+        def load(self):  # type: ignore[no-untyped-def]
+            return plugin
+
+    def points(group: str):  # type: ignore[no-untyped-def]
+        return [Point()] if group == registry.PLUGIN_GROUP else []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", points)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    try:
+        assert parse_methods("crane,fromplugin") == ["crane", "fromplugin"]
+        assert get_method("fromplugin").description == "a plug-in method"
+    finally:
+        unregister_method("fromplugin")
+
+    class Broken(Point):
+        def load(self):  # type: ignore[no-untyped-def]
+            raise ImportError("no module named my_pkg")
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [Broken()])
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    with pytest.raises(ConfigError, match="plug-in 'mine'.*failed to load"):
+        method_names()
