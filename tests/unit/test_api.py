@@ -36,3 +36,27 @@ def test_identify_evaluate_mask(tiny_llama_dir: Path, tmp_path: Path) -> None:
     assert (model.model(ids).logits == before).all()
     single = crane.identify(model, ["en", "zh"], corpus="udhr", methods="actmean", budget="4", max_texts=4)
     assert isinstance(single, crane.NeuronSet) and single.size("en") == 4
+
+
+def test_identify_takes_token_budget_and_shard_options(
+    tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    from crane.data.corpus import Corpus
+
+    model = crane.load_model(str(tiny_llama_dir))
+    texts = Corpus({
+        "en": ["All are equal.", "Everyone is free.", "No one is a slave.", "Rest is a right."],
+        "zh": ["人人平等。", "人人自由。", "任何人不得为奴。", "人人有休息的权利。"],
+    })
+    common = dict(corpus=texts, methods="actmean", budget="4", verify=False)
+    whole = crane.identify(model, ["en", "zh"], **common)
+    budget = whole.meta["counts"]["en"]["n_tokens"] // 2
+    cut = crane.identify(
+        model, ["en", "zh"], token_budget=budget, shard_texts=1, out=tmp_path / "run", **common
+    )
+    old_name = crane.identify(model, ["en", "zh"], max_tokens=budget, **common)
+    assert isinstance(cut, crane.NeuronSet) and isinstance(whole, crane.NeuronSet)
+    assert cut.meta["counts"] == old_name.meta["counts"] != whole.meta["counts"]
+    shards = sorted((tmp_path / "run" / "activations" / "en").glob("shard-?????.safetensors"))
+    assert 1 < len(shards) == cut.meta["counts"]["en"]["n_texts"] < 4  # one text per shard
+    assert cut.meta["counts"]["en"]["n_tokens"] <= budget
