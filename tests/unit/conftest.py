@@ -232,9 +232,20 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return code, out, err
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="session")
 def _one_thread() -> Any:
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    """Tiny models run fastest on one thread (and do not fight other processes for cores).
+    Session-wide, so module-scoped fixtures compute on the same thread count as the tests that
+    compare against them (a reduction on 2 threads differs from 1 thread in the last bits)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_per_test(_one_thread: Any) -> Any:
+    """Back to one thread for every test, whatever an earlier test set."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

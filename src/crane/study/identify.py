@@ -24,6 +24,7 @@ IDENTIFY_KEYS = (
     "model", "languages", "methods", "budget", "reference_budget", "identify_max_texts",
     "site", "target", "score", "quantile", "profile", "normalize", "verify", "verify_methods",
     "verify_ratio", "verify_tests", "max_length", "batch_size", "batch_tokens", "seed",
+    "token_budget", "shard_texts", "gradient_checkpointing",
     "sweep_budgets", "sweep_methods", "random_control",
 )
 """The configuration keys the identification stage depends on."""
