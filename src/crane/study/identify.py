@@ -24,10 +24,11 @@ IDENTIFY_KEYS = (
     "model", "languages", "methods", "budget", "reference_budget", "identify_max_texts",
     "site", "target", "score", "quantile", "profile", "normalize", "verify", "verify_methods",
     "verify_ratio", "verify_tests", "max_length", "batch_size", "batch_tokens", "seed",
-    "token_budget", "shard_texts", "gradient_checkpointing",
+    "token_budget", "shard_texts",
     "sweep_budgets", "sweep_methods", "random_control",
 )
-"""The configuration keys the identification stage depends on."""
+"""The configuration keys the identification stage depends on (not gradient checkpointing:
+it changes memory, not results)."""
 
 
 @dataclass
