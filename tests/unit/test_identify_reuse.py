@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import crane
-import crane.identification as identification
+import crane.identification.relevance as identification
 from crane.data.builtin import udhr_corpus
 from crane.identification import IdentifyOptions, identify
 from crane.scoring import parse_budget

@@ -1,0 +1,63 @@
+"""The options and results of identification (every choice is recorded in the outputs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from crane.collect import RelevanceOptions
+from crane.methods import registered_methods
+from crane.neurons import NeuronSet
+from crane.scoring import Budget
+from crane.stats import Stats
+from crane.verify import LanguageReport, VerifyOptions
+
+
+@dataclass(frozen=True)
+class IdentifyOptions:
+    """Every choice of an identification run (all recorded in its outputs)."""
+
+    relevance: RelevanceOptions = field(default_factory=RelevanceOptions)
+    score: str = "margin"
+    quantile: float = 0.95
+    profile: str = "signed"
+    normalize: str = "global"
+    budget: Budget = field(default_factory=lambda: Budget(fraction=0.005))
+    verify: bool = True
+    verify_fraction: float = 0.2
+    verify_min_texts: int = 4
+    verify_max_texts: int = 24
+    verification: VerifyOptions = field(default_factory=VerifyOptions)
+    max_texts: int | None = None
+    """Most texts per language (the first ones)."""
+    token_budget: int | None = None
+    """Most tokens per language (``crane identify --max-tokens``); not ``batch_tokens``, the
+    padded tokens of one batch."""
+
+    @property
+    def method_name(self) -> str:
+        """The registered method of this relevance method (``crane`` for AttnLRP,
+        ``gradxact`` for plain gradient × activation)."""
+        return next(
+            spec.name
+            for spec in registered_methods()
+            if spec.relevance == self.relevance.method
+        )
+
+
+@dataclass
+class IdentifyResult:
+    neurons: NeuronSet
+    stats: Stats
+    reports: dict[str, LanguageReport]
+    seconds: float
+
+
+@dataclass
+class MethodsResult:
+    """Neuron sets of several methods from one run, with verification reports and timings."""
+
+    sets: dict[str, NeuronSet]
+    reports: dict[str, dict[str, LanguageReport]]
+    seconds: dict[str, float]
+    stats: dict[str, Stats] = field(default_factory=dict)
+    """Statistics each method was scored on (activation methods share one object)."""
