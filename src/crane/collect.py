@@ -52,7 +52,9 @@ __all__ = [
     "TARGETS",
     "RelevanceOptions",
     "ShardCompute",
+    "Contributions",
     "accumulate_relevance",
+    "batch_contributions",
     "batch_relevance",
     "checkpointed_layers",
     "collect_relevance",
@@ -66,6 +68,9 @@ __all__ = [
 RELEVANCE_METHODS: tuple[str, ...] = ("attnlrp", "gradxact")
 TARGETS: tuple[str, ...] = ("logit", "logprob")
 IGNORE = -100
+RELEVANCE_KIND = "relevance/2"
+"""The relevance shards' format (in their meta): 2 adds exposure, squared sums and bytes
+(selection v2), so shards of format 1 are recomputed rather than read without them."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,46 @@ class RelevanceOptions:
 
 
 # ---- the explained quantity ---------------------------------------------------------------
+LOGPROB_CHUNK = 512
+"""Scored positions per chunk of the ``logprob`` target: bounds the ``[chunk, vocab]`` logits
+(the only full-vocabulary tensor, alive for one chunk in the forward and one in the backward)."""
+
+
+class _GoldLogProb(torch.autograd.Function):
+    """Σ log p(gold | h) over positions, computed chunk by chunk in the forward pass and again
+    chunk by chunk in the backward pass, so no ``[positions, vocab]`` tensor is kept for the
+    backward pass (autograd would keep every chunk's logits until then)."""
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, gold: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        ctx.model = model
+        ctx.save_for_backward(h, gold)
+        total = torch.zeros((), dtype=torch.float64, device=h.device)
+        for lo in range(0, h.shape[0], LOGPROB_CHUNK):
+            hi = lo + LOGPROB_CHUNK
+            total += _chunk_logprob(model, h[lo:hi], gold[lo:hi])
+        return total.to(h.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        h, gold = ctx.saved_tensors
+        grad = torch.empty_like(h)
+        for lo in range(0, h.shape[0], LOGPROB_CHUNK):
+            hi = lo + LOGPROB_CHUNK
+            with torch.enable_grad():
+                chunk = h[lo:hi].detach().requires_grad_(True)
+                logp = _chunk_logprob(ctx.model, chunk, gold[lo:hi])
+                (grad[lo:hi],) = torch.autograd.grad(logp, [chunk])
+        return grad * grad_output.to(grad.dtype), None, None
+
+
+def _chunk_logprob(model: nn.Module, h: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """Σ log p(gold) of one chunk of positions (float64 sum of float32 log-softmax)."""
+    logits = output_logits(model, h).float()
+    logp = logits.gather(-1, gold[:, None].to(logits.device))[:, 0]
+    return (logp - torch.logsumexp(logits, dim=-1)).double().sum()
+
+
 def explained(model: nn.Module, batch: Batch, target: str) -> torch.Tensor:
     """f for one batch (a scalar with a graph): summed gold logits or gold log-probabilities."""
     device = input_device(model)  # not next(parameters()): meta when offloaded (device_map)
@@ -119,12 +164,7 @@ def explained(model: nn.Module, batch: Batch, target: str) -> torch.Tensor:
     gold = batch.labels.to(hidden.device)[scored]
     if target == "logit":
         return gold_logits(model, h, gold).sum()
-    total = h.new_zeros(())
-    for lo in range(0, h.shape[0], 512):  # bound the [chunk, vocab] logits
-        logits = output_logits(model, h[lo : lo + 512]).float()
-        logp = logits.gather(-1, gold[lo : lo + 512, None].to(logits.device))[:, 0]
-        total = total + (logp - torch.logsumexp(logits, dim=-1)).sum().to(total.dtype)
-    return total
+    return _GoldLogProb.apply(h, gold, model)
 
 
 @contextlib.contextmanager
@@ -185,14 +225,27 @@ def _relevance_context(model: nn.Module, adapter: Adapter, method: str) -> conte
     return contextlib.nullcontext()
 
 
-def batch_relevance(
+@dataclass
+class Contributions:
+    """One batch's neuron contributions e = a·g, reduced over positions per row (window).
+
+    Attributes:
+        signed: ``[B, n_layers, d_ff]`` Σ_t e (the relevance R of each row).
+        exposure: ``[B, n_layers, d_ff]`` Σ_t |e| (taken per position, so it cannot cancel).
+    """
+
+    signed: torch.Tensor
+    exposure: torch.Tensor
+
+
+def batch_contributions(
     model: nn.Module, adapter: Adapter, batch: Batch, *, site: str, target: str, n_layers: int
-) -> torch.Tensor:
-    """Per-row neuron relevance ``[B, n_layers, d_ff]`` (float32) for one batch.
+) -> Contributions:
+    """Per-row signed relevance and exposure (float32) for one batch, from ONE backward pass.
 
     Call inside the method's rule context (see :func:`collect_relevance`).
     """
-    rows: list[torch.Tensor | None] = [None] * n_layers
+    rows: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layers
     firsts: list[torch.Tensor] = []
 
     def read(layer: int, a: torch.Tensor) -> None:
@@ -205,7 +258,8 @@ def batch_relevance(
             firsts.append(a)
 
         def reduce(g: torch.Tensor, a: torch.Tensor = a.detach(), layer: int = layer) -> None:  # noqa: B008 (binds this layer's tensor)
-            rows[layer] = torch.einsum("btf,btf->bf", a.float(), g.float())
+            e = a.float() * g.float()  # [B, T, F], freed when the hook returns
+            rows[layer] = (e.sum(1), e.abs().sum(1))
 
         a.register_hook(reduce)
 
@@ -220,12 +274,35 @@ def batch_relevance(
             f"Layers {missing} received no gradient; the explained quantity does not depend on "
             "their neurons (check the model and the adapter)."
         )
-    return torch.stack([r.cpu() for r in rows if r is not None], dim=1)
+    done = [r for r in rows if r is not None]
+    return Contributions(
+        torch.stack([r[0].cpu() for r in done], dim=1),
+        torch.stack([r[1].cpu() for r in done], dim=1),
+    )
 
 
-def accumulate_relevance(stats: LanguageStats, relevance: torch.Tensor, batch: Batch) -> None:
-    """Add one batch's per-row relevance ``[B, L, F]`` into the language's accumulators."""
-    r = relevance.double()
+def batch_relevance(
+    model: nn.Module, adapter: Adapter, batch: Batch, *, site: str, target: str, n_layers: int
+) -> torch.Tensor:
+    """Per-row neuron relevance ``[B, n_layers, d_ff]`` (float32) for one batch."""
+    return batch_contributions(
+        model, adapter, batch, site=site, target=target, n_layers=n_layers
+    ).signed
+
+
+def accumulate_relevance(
+    stats: LanguageStats, relevance: torch.Tensor | Contributions, batch: Batch
+) -> None:
+    """Add one batch's contributions into the language's accumulators.
+
+    v1 (METHOD.md): ``rel_sum``, ``rel_abs_sum``, ``rel_pos_sum`` and the per-row normalised
+    profiles ``prof_*``. v2 (with :class:`Contributions`): ``exp_sum`` = Σ_{x,t} |e| (exposure
+    U before units), ``rel_sq_sum`` = Σ_x (Σ_t e)² over rows (for the standard error W), and
+    ``prof_exp_sum``, the exposure profile normalised per row like ``prof_abs_sum``. Bits per
+    byte need the language's byte count, counted by :func:`collect_relevance` (``n_bytes``).
+    """
+    parts = relevance if isinstance(relevance, Contributions) else None
+    r = (parts.signed if parts is not None else relevance).double()
     total = r.abs().sum(dim=(1, 2)).clamp_min(torch.finfo(torch.float64).tiny)[:, None, None]
     pos = r.clamp_min(0)
     stats.add("rel_sum", r.sum(0))
@@ -234,6 +311,12 @@ def accumulate_relevance(stats: LanguageStats, relevance: torch.Tensor, batch: B
     stats.add("prof_sum", (r / total).sum(0))
     stats.add("prof_abs_sum", (r.abs() / total).sum(0))
     stats.add("prof_pos_sum", (pos / total).sum(0))
+    if parts is not None:
+        u = parts.exposure.double()
+        u_total = u.sum(dim=(1, 2)).clamp_min(torch.finfo(torch.float64).tiny)[:, None, None]
+        stats.add("exp_sum", u.sum(0))
+        stats.add("rel_sq_sum", (r * r).sum(0))
+        stats.add("prof_exp_sum", (u / u_total).sum(0))
     stats.count("n_sequences", r.shape[0])
     stats.count("n_tokens", int((batch.labels != IGNORE).sum()))
 
@@ -273,8 +356,10 @@ def collect_relevance(
     def compute(lang: str, tok: TokenizedTexts, batches: Iterator[Batch]) -> dict[str, Stats]:
         stats = LanguageStats()
         stats.count("n_texts", sum(1 for n in tok.n_predicted() if n > 0))
+        predicted = zip(tok.n_bytes, tok.n_predicted(), strict=True)
+        stats.count("n_bytes", sum(b for b, n in predicted if n > 0))
         for batch in batches:
-            rel = batch_relevance(
+            parts = batch_contributions(
                 model,
                 adapter,
                 batch,
@@ -282,7 +367,7 @@ def collect_relevance(
                 target=options.target,
                 n_layers=shape.n_layers,
             )
-            accumulate_relevance(stats, rel, batch)
+            accumulate_relevance(stats, parts, batch)
         return {"": Stats({lang: stats})}
 
     recompute: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
@@ -290,7 +375,7 @@ def collect_relevance(
         recompute = checkpointed_layers(model, adapter)
     with _relevance_context(model, adapter, options.method), recompute:
         results = run_collection(
-            "relevance",
+            RELEVANCE_KIND,
             tokenizer,
             corpus,
             compute,
@@ -298,5 +383,5 @@ def collect_relevance(
             run,
             label=f"relevance ({options.method}, {options.site})",
         )
-    meta = collection_meta("relevance", options, shape, corpus, run, results)
+    meta = collection_meta(RELEVANCE_KIND, options, shape, corpus, run, results)
     return Stats(merged_main(results), meta)

@@ -35,7 +35,8 @@ OPTION_KEYS = {
     "model": "model", "langs": "languages", "corpus": "identify_corpus", "lang": "corpus_lang",
     "text_field": "text_field", "lang_field": "lang_field", "method": "methods", "site": "site",
     "target": "target", "score": "score", "quantile": "quantile", "profile": "profile",
-    "normalize": "normalize", "budget": "budget", "verify": "verify",
+    "normalize": "normalize", "lam": "lam", "contrast_over": "contrast_over", "z": "z",
+    "budget": "budget", "verify": "verify",
     "verify_ratio": "verify_ratio", "verify_tests": "verify_tests",
     "max_texts": "identify_max_texts", "max_tokens": "token_budget", "max_length": "max_length",
     "batch_size": "batch_size", "batch_tokens": "batch_tokens", "shard_texts": "shard_texts",
@@ -75,12 +76,23 @@ def identify_cmd(
     ] = "crane",
     site: Annotated[str, typer.Option(help="Neuron site: down_in | act.")] = "down_in",
     target: Annotated[str, typer.Option(help="Explained quantity: logit | logprob.")] = "logit",
-    score: Annotated[str, typer.Option(help="CRANE score: margin | entropy.")] = "margin",
+    score: Annotated[
+        str, typer.Option(help="CRANE score: margin | entropy (v1), contrast | effect (v2).")
+    ] = "margin",
     quantile: Annotated[float, typer.Option(help="Relevance quantile a neuron must reach.")] = 0.95,
     profile: Annotated[str, typer.Option(help="Relevance profile: signed | positive | absolute.")] = "signed",
     normalize: Annotated[
         str, typer.Option(help="z-scores over all neurons (global) or within each layer (layer).")
     ] = "global",
+    lam: Annotated[
+        float, typer.Option(help="v2 scores: weight λ of the other languages' exposure.")
+    ] = 1.0,
+    contrast_over: Annotated[
+        str, typer.Option(help="v2 scores subtract the others' max | mean exposure.")
+    ] = "max",
+    z: Annotated[
+        float, typer.Option(help="effect score: eligible when damage > z standard errors.")
+    ] = 2.0,
     budget: Annotated[
         str,
         typer.Option(

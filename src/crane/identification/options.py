@@ -21,6 +21,12 @@ class IdentifyOptions:
     quantile: float = 0.95
     profile: str = "signed"
     normalize: str = "global"
+    lam: float = 1.0
+    """λ of the v2 scores (``contrast``, ``effect``): weight of the other languages' exposure."""
+    contrast_over: str = "max"
+    """Which other languages the v2 scores subtract: the largest (``max``) or their ``mean``."""
+    z: float = 2.0
+    """``effect``: a neuron is eligible when its expected damage exceeds z standard errors."""
     budget: Budget = field(default_factory=lambda: Budget(fraction=0.005))
     verify: bool = True
     verify_fraction: float = 0.2
@@ -32,6 +38,18 @@ class IdentifyOptions:
     token_budget: int | None = None
     """Most tokens per language (``crane identify --max-tokens``); not ``batch_tokens``, the
     padded tokens of one batch."""
+
+    def score_options(self) -> dict[str, object]:
+        """The options of the relevance methods' scorer (``crane_scores``)."""
+        return {
+            "score": self.score,
+            "quantile": self.quantile,
+            "profile": self.profile,
+            "normalize": self.normalize,
+            "lam": self.lam,
+            "contrast_over": self.contrast_over,
+            "z": self.z,
+        }
 
     @property
     def method_name(self) -> str:

@@ -149,13 +149,7 @@ def _identify_relevance(
         if reused is not None:
             progress.message(f"{spec.name}: reusing the finished sets in {out}")
             return reused
-    scores = spec.score(
-        stats,
-        score=options.score,
-        quantile=options.quantile,
-        profile=options.profile,
-        normalize=options.normalize,
-    )
+    scores = spec.score(stats, **options.score_options())
     site = options.relevance.site
     reports: dict[str, LanguageReport] = {}
     if verify_corpus is not None:

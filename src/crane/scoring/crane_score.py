@@ -1,6 +1,14 @@
 """The CRANE scores (METHOD.md "Language specificity and selection").
 
-``margin`` (default): z-normalise each language's relevance profile over all neurons, then
+v2 (in bits per byte, from the ``logprob`` target's accumulators; no z-scores, no quantile):
+
+- ``contrast``: S_L(n) = U_L(n) − λ · max_{E≠L} U_E(n) (``contrast_over="mean"``: the mean of
+  the others), U the exposure Σ|e| per byte: how much L's predictions flow through n, minus the
+  most any other language does;
+- ``effect``: S_L(n) = D_L(n) − λ · max_{E≠L} U_E(n), D the signed expected damage Σe per
+  byte, eligible only when D_L(n) > z · SE_L(n) (the standard error over sequences).
+
+v1: ``margin``: z-normalise each language's relevance profile over all neurons, then
 S_L(n) = z_L(n) − max_{L'≠L} z_{L'}(n), restricted to neurons whose z_L(n) is at or above a
 high quantile (default 0.95) of z_L.
 
@@ -12,14 +20,23 @@ values; lower entropy ranks first.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from crane.errors import ConfigError
 from crane.scoring.base import Scores
 from crane.stats import Stats
 
-PROFILES = {"signed": "prof_sum", "positive": "prof_pos_sum", "absolute": "prof_abs_sum"}
-SCORES = ("margin", "entropy")
+PROFILES = {
+    "signed": "prof_sum",
+    "positive": "prof_pos_sum",
+    "absolute": "prof_abs_sum",
+    "exposure": "prof_exp_sum",
+}
+SCORES = ("margin", "entropy", "contrast", "effect")
+CONTRASTS = ("max", "mean")
+LN2 = math.log(2)
 
 
 def profiles(stats: Stats, profile: str) -> torch.Tensor:
@@ -54,6 +71,63 @@ def zscore(p: torch.Tensor, normalize: str) -> torch.Tensor:
     return (p - mean) / std
 
 
+def per_byte(stats: Stats, name: str) -> torch.Tensor:
+    """``[n_lang, n_layers, d_ff]``: accumulator ``name`` (nats) in bits per byte of each
+    language's text."""
+    out = []
+    for lang in stats.language_codes:
+        lang_stats = stats[lang]
+        n_bytes = lang_stats.counts.get("n_bytes", 0)
+        if name not in lang_stats.tensors or n_bytes <= 0:
+            raise ConfigError(
+                f"The relevance statistics of '{lang}' lack '{name}' or a byte count (they were "
+                "collected before selection v2); collect them again (delete the run's stats "
+                "folder or use a new --out)."
+            )
+        out.append(lang_stats.tensors[name].double() / (LN2 * n_bytes))
+    return torch.stack(out)
+
+
+def standard_error(stats: Stats) -> torch.Tensor:
+    """``[n_lang, n_layers, d_ff]`` standard error of D (bits per byte) over sequences."""
+    out = []
+    for lang in stats.language_codes:
+        lang_stats = stats[lang]
+        n = max(lang_stats.counts.get("n_sequences", 0), 1)
+        mean = lang_stats.tensors["rel_sum"].double() / n
+        var = (lang_stats.tensors["rel_sq_sum"].double() / n - mean * mean).clamp_min(0)
+        se_sum = (var * n).sqrt()  # of Σ_x r_x, in nats
+        out.append(se_sum / (LN2 * lang_stats.counts["n_bytes"]))
+    return torch.stack(out)
+
+
+def _others(u: torch.Tensor, i: int, contrast_over: str) -> torch.Tensor:
+    rest = torch.cat([u[:i], u[i + 1 :]])
+    return rest.max(0).values if contrast_over == "max" else rest.mean(0)
+
+
+def v2_scores(
+    stats: Stats, score: str, lam: float, contrast_over: str, z: float
+) -> dict[str, torch.Tensor]:
+    """``contrast`` or ``effect`` scores per language (see the module docstring)."""
+    if contrast_over not in CONTRASTS:
+        raise ConfigError(
+            f"Unknown contrast {contrast_over!r}; use one of: {', '.join(CONTRASTS)}."
+        )
+    if lam < 0 or z < 0:
+        raise ConfigError(f"lam and z must not be negative, got lam={lam}, z={z}.")
+    u = per_byte(stats, "exp_sum")
+    own = u if score == "contrast" else per_byte(stats, "rel_sum")
+    se = standard_error(stats) if score == "effect" else None
+    values = {}
+    for i, lang in enumerate(stats.language_codes):
+        s = own[i] - lam * _others(u, i, contrast_over)
+        if se is not None:
+            s[~(own[i] > z * se[i])] = float("-inf")
+        values[lang] = s
+    return values
+
+
 def crane_scores(
     stats: Stats,
     *,
@@ -61,8 +135,13 @@ def crane_scores(
     quantile: float = 0.95,
     profile: str = "signed",
     normalize: str = "global",
+    lam: float = 1.0,
+    contrast_over: str = "max",
+    z: float = 2.0,
 ) -> Scores:
-    """CRANE language-specificity scores from relevance statistics."""
+    """CRANE language-specificity scores from relevance statistics (v2 ``contrast`` and
+    ``effect`` use ``lam``, ``contrast_over`` and ``z``; v1 ``margin`` and ``entropy`` use
+    ``quantile``, ``profile`` and ``normalize``)."""
     languages = stats.language_codes
     if len(languages) < 2:
         raise ConfigError(
@@ -72,6 +151,12 @@ def crane_scores(
         raise ConfigError(f"The quantile must be in [0, 1), got {quantile}.")
     if score not in SCORES:
         raise ConfigError(f"Unknown CRANE score '{score}'; use one of: {', '.join(SCORES)}.")
+    options: dict[str, object]
+    if score in ("contrast", "effect"):
+        options = {"score": score, "lam": lam, "contrast_over": contrast_over}
+        if score == "effect":
+            options["z"] = z
+        return Scores(v2_scores(stats, score, lam, contrast_over, z), "crane", options)
     options = {"score": score, "quantile": quantile, "profile": profile, "normalize": normalize}
     if score == "margin":
         p = profiles(stats, profile)

@@ -48,6 +48,9 @@ class StudyConfig:
     target: str = "logit"
     score: str = "margin"
     quantile: float = 0.95
+    lam: float = 1.0
+    contrast_over: str = "max"
+    z: float = 2.0
     profile: str = "signed"
     normalize: str = "global"
     verify: bool = True
@@ -165,10 +168,11 @@ class StudyConfig:
                     f"{getattr(self, name)}."
                 )
         self.identify_options()  # site, target, sizes, verification options
-        from crane.scoring.crane_score import NORMALIZATIONS, PROFILES, SCORES
+        from crane.scoring.crane_score import CONTRASTS, NORMALIZATIONS, PROFILES, SCORES
 
         for name, allowed in (
-            ("score", SCORES), ("profile", tuple(PROFILES)), ("normalize", NORMALIZATIONS)
+            ("score", SCORES), ("profile", tuple(PROFILES)), ("normalize", NORMALIZATIONS),
+            ("contrast_over", CONTRASTS),
         ):
             if getattr(self, name) not in allowed:
                 raise ConfigError(
@@ -176,18 +180,15 @@ class StudyConfig:
                 )
         if not 0 <= self.quantile < 1:
             raise ConfigError(f"quantile must be in [0, 1), got {self.quantile}.")
+        if self.lam < 0 or self.z < 0:
+            raise ConfigError(f"lam and z must not be negative, got {self.lam} and {self.z}.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def score_options(self) -> dict[str, Any]:
-        """Options of the relevance methods' scorer."""
-        return {
-            "score": self.score,
-            "quantile": self.quantile,
-            "profile": self.profile,
-            "normalize": self.normalize,
-        }
+        """Options of the relevance methods' scorer (as :class:`IdentifyOptions` has them)."""
+        return dict(self.identify_options().score_options())
 
     def identify_options(self) -> Any:
         """The :class:`crane.identification.IdentifyOptions` this study identifies with."""
@@ -205,7 +206,13 @@ class StudyConfig:
                 shard_texts=self.shard_texts,
                 checkpoint=self.gradient_checkpointing,
             ).validate(),
-            **self.score_options(),
+            score=self.score,
+            quantile=self.quantile,
+            profile=self.profile,
+            normalize=self.normalize,
+            lam=self.lam,
+            contrast_over=self.contrast_over,
+            z=self.z,
             verify=self.verify,
             max_texts=self.identify_max_texts,
             token_budget=self.token_budget,
