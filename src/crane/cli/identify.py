@@ -84,15 +84,9 @@ def identify_cmd(
     normalize: Annotated[
         str, typer.Option(help="z-scores over all neurons (global) or within each layer (layer).")
     ] = "global",
-    lam: Annotated[
-        float, typer.Option(help="v2 scores: weight λ of the other languages' exposure.")
-    ] = 1.0,
-    contrast_over: Annotated[
-        str, typer.Option(help="v2 scores subtract the others' max | mean exposure.")
-    ] = "max",
-    z: Annotated[
-        float, typer.Option(help="effect score: eligible when damage > z standard errors.")
-    ] = 2.0,
+    lam: Annotated[float, typer.Option(help="v2 scores: weight of the others' exposure.")] = 1.0,
+    contrast_over: Annotated[str, typer.Option(help="v2 scores: others' max | mean.")] = "max",
+    z: Annotated[float, typer.Option(help="effect: eligible above z standard errors.")] = 2.0,
     budget: Annotated[
         str,
         typer.Option(

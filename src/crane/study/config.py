@@ -17,6 +17,18 @@ from crane.errors import ConfigError
 
 FORMAT = "crane-study/1"
 TABLE_KEYS = ("choice_files", "choice_fields")
+SCORE_KEYS = ("score", "quantile", "profile", "normalize", "lam", "contrast_over", "z")
+"""Keys that are options of the relevance methods' scorer (``IdentifyOptions`` fields)."""
+RELEVANCE_KEYS = {
+    "site": "site",
+    "target": "target",
+    "max_length": "max_length",
+    "batch_size": "batch_size",
+    "batch_tokens": "batch_tokens",
+    "shard_texts": "shard_texts",
+    "checkpoint": "gradient_checkpointing",
+}
+"""``RelevanceOptions`` field → the config key that sets it."""
 """Keys whose value is itself a table (every other table is a section of keys)."""
 DEFAULT_METHODS = ("crane", "gradxact", "lape", "kojima", "plnd", "actmean")
 
@@ -196,23 +208,10 @@ class StudyConfig:
         from crane.identification import IdentifyOptions
         from crane.verify import VerifyOptions
 
+        relevance = {field: getattr(self, key) for field, key in RELEVANCE_KEYS.items()}
         return IdentifyOptions(
-            relevance=RelevanceOptions(
-                site=self.site,
-                target=self.target,
-                max_length=self.max_length,
-                batch_size=self.batch_size,
-                batch_tokens=self.batch_tokens,
-                shard_texts=self.shard_texts,
-                checkpoint=self.gradient_checkpointing,
-            ).validate(),
-            score=self.score,
-            quantile=self.quantile,
-            profile=self.profile,
-            normalize=self.normalize,
-            lam=self.lam,
-            contrast_over=self.contrast_over,
-            z=self.z,
+            relevance=RelevanceOptions(**relevance).validate(),
+            **{key: getattr(self, key) for key in SCORE_KEYS},
             verify=self.verify,
             max_texts=self.identify_max_texts,
             token_budget=self.token_budget,
