@@ -155,3 +155,26 @@ def test_v2_scores_need_v2_statistics() -> None:
         get_method("crane").score(old, score="contrast")
     with pytest.raises(ConfigError, match="contrast"):
         get_method("crane").score(_v2_stats(), score="contrast", contrast_over="median")
+
+
+def test_causal_construction_gives_exactly_k_with_a_measured_report(tiny_llama_dir: Path) -> None:
+    from crane.identification import IdentifyOptions, identify_methods
+
+    loaded = load_model(tiny_llama_dir)
+    texts = {lang: items * 3 for lang, items in TEXTS.items()}  # enough to hold out validation
+    options = IdentifyOptions(
+        relevance=RelevanceOptions(method="gradxact", target="logprob", batch_size=4),
+        score="effect", z=50.0,  # few eligible neurons: the rest must come from exposure
+        verify_mode="rounds", rounds=2,
+    )
+    found = identify_methods(loaded, Corpus(texts), ["gradxact"], budget="7", options=options)
+    neurons, reports = found.sets["gradxact"], found.reports["gradxact"]
+    for lang in TEXTS:
+        report = reports[lang]
+        assert neurons.size(lang) == 7 == report.budget  # exactly k, whatever was eligible
+        assert report.rounds == 2 and sum(report.per_round) + report.filled_from_exposure == 7
+        assert report.relevance_passes == 1  # round two re-collected with round one masked
+        assert set(report.measured_delta) == set(TEXTS) and report.measured_delta[lang] != 0
+        assert math.isfinite(report.measured_sel) and set(report.predicted_delta) == set(TEXTS)
+    assert any(r.filled_from_exposure > 0 for r in reports.values())  # the fill path ran
+    assert neurons.meta["verified"] and neurons.meta["texts"]["validation"] is not None

@@ -197,3 +197,14 @@ def test_identification_keys_reach_the_options() -> None:
     ):
         with pytest.raises(ConfigError, match=match):
             StudyConfig(**bad).validate()
+
+
+def test_every_identification_setting_keys_the_identify_stage() -> None:
+    """A changed identification option must rerun the stage: every key crane identify can set
+    is in the stage's key, except those that change memory or the model's identity only."""
+    from crane.cli.identify import FILE_ONLY_KEYS, OPTION_KEYS
+    from crane.study.config import IDENTIFY_KEYS
+
+    exempt = {"gradient_checkpointing", "dtype", "device", "trust_remote_code"}
+    settable = (set(OPTION_KEYS.values()) | set(FILE_ONLY_KEYS)) - exempt
+    assert settable <= set(IDENTIFY_KEYS), sorted(settable - set(IDENTIFY_KEYS))

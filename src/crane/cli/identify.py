@@ -38,6 +38,7 @@ OPTION_KEYS = {
     "normalize": "normalize", "lam": "lam", "contrast_over": "contrast_over", "z": "z",
     "budget": "budget", "verify": "verify",
     "verify_ratio": "verify_ratio", "verify_tests": "verify_tests",
+    "verify_mode": "verify_mode", "rounds": "rounds",
     "max_texts": "identify_max_texts", "max_tokens": "token_budget", "max_length": "max_length",
     "batch_size": "batch_size", "batch_tokens": "batch_tokens", "shard_texts": "shard_texts",
     "gradient_checkpointing": "gradient_checkpointing", "dtype": "dtype", "device": "device",
@@ -80,7 +81,7 @@ def identify_cmd(
         str, typer.Option(help="CRANE score: margin | entropy (v1), contrast | effect (v2).")
     ] = "margin",
     quantile: Annotated[float, typer.Option(help="Relevance quantile a neuron must reach.")] = 0.95,
-    profile: Annotated[str, typer.Option(help="Relevance profile: signed | positive | absolute.")] = "signed",
+    profile: Annotated[str, typer.Option(help="Relevance profile: signed | positive | absolute | exposure.")] = "signed",
     normalize: Annotated[
         str, typer.Option(help="z-scores over all neurons (global) or within each layer (layer).")
     ] = "global",
@@ -99,6 +100,8 @@ def identify_cmd(
         float, typer.Option(help="A group passes when its own rise exceeds this × the others' mean.")
     ] = 1.0,
     verify_tests: Annotated[int, typer.Option(help="Most group tests per language.")] = 24,
+    verify_mode: Annotated[str, typer.Option(help="groups (v1) | rounds (v2).")] = "groups",
+    rounds: Annotated[int, typer.Option(help="Rounds of the v2 construction.")] = 4,
     max_texts: Annotated[int | None, typer.Option(help="Most texts per language.")] = None,
     max_tokens: Annotated[
         int | None, typer.Option(help="Token budget: most tokens per language (config key "

@@ -33,6 +33,11 @@ class IdentifyOptions:
     verify_min_texts: int = 4
     verify_max_texts: int = 24
     verification: VerifyOptions = field(default_factory=VerifyOptions)
+    verify_mode: str = "groups"
+    """How candidates are confirmed on the validation texts: ``groups`` (v1 group tests) or
+    ``rounds`` (v2 causal construction: masked re-estimation, exactly k, measured Δ)."""
+    rounds: int = 4
+    """Rounds of the ``rounds`` construction."""
     max_texts: int | None = None
     """Most texts per language (the first ones)."""
     token_budget: int | None = None

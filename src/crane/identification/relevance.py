@@ -107,6 +107,10 @@ def _relevance_stats(
     )
 
 
+VERIFY_MODES = ("groups", "rounds")
+"""``groups``: v1 group tests of the top candidates; ``rounds``: v2 causal construction."""
+
+
 def identify(
     loaded: LoadedModel,
     corpus: Corpus,
@@ -138,6 +142,10 @@ def _identify_relevance(
     started = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
     spec = get_method(options.method_name)
+    if options.verify_mode not in VERIFY_MODES:
+        raise ConfigError(
+            f"Unknown verify mode {options.verify_mode!r}; use one of: {', '.join(VERIFY_MODES)}."
+        )
     for lang in fit.languages:  # fail on a bad budget before any computation
         options.budget.for_language(lang, loaded.shape.n_neurons)
     verify_corpus = validation if options.verify else None
@@ -145,14 +153,26 @@ def _identify_relevance(
     stage = f"identify-method:{spec.name}"
     key = _result_key(loaded, options, stats, fit, verify_corpus)
     if out is not None:
-        reused = _reuse_result(out, stage, key, spec.name, stats)
+        reused = _reuse_result(out, stage, key, spec.name, stats, options.verify_mode)
         if reused is not None:
             progress.message(f"{spec.name}: reusing the finished sets in {out}")
             return reused
     scores = spec.score(stats, **options.score_options())
     site = options.relevance.site
     reports: dict[str, LanguageReport] = {}
-    if verify_corpus is not None:
+    if verify_corpus is not None and options.verify_mode == "rounds":
+        from crane.construction import ConstructionOptions, construct_sets
+
+        neurons, reports = construct_sets(
+            loaded, stats, fit, verify_corpus,
+            score=lambda again: spec.score(again, **options.score_options()),
+            budget=options.budget, relevance=options.relevance,
+            options=ConstructionOptions(rounds=options.rounds), progress=progress,
+        )
+        neurons.meta.update(
+            {"method": spec.name, "options": scores.options, "budget": options.budget.describe()}
+        )
+    elif verify_corpus is not None:
         neurons, reports = verify_candidates(
             loaded.model, loaded.tokenizer, scores, options.budget, verify_corpus,
             site=site, options=options.verification, adapter=loaded.adapter, progress=progress,
@@ -240,7 +260,7 @@ def _result_key(
 
 
 def _reuse_result(
-    out: Path, stage: str, key: str, name: str, stats: Stats
+    out: Path, stage: str, key: str, name: str, stats: Stats, mode: str = "groups"
 ) -> IdentifyResult | None:
     """The finished sets and verification reports of an earlier run with the same inputs, when
     the manifest vouches for them (outputs intact); ``None`` otherwise."""
@@ -249,9 +269,12 @@ def _reuse_result(
     try:
         neurons = NeuronSet.load(out / f"neurons-{name}.json")
         report = json.loads((out / f"identify-{name}.json").read_text(encoding="utf-8"))
-        reports = {
-            lang: LanguageReport(**r) for lang, r in (report.get("verification") or {}).items()
-        }
+        kind: Any = LanguageReport
+        if mode == "rounds":
+            from crane.construction import ConstructionReport
+
+            kind = ConstructionReport
+        reports = {lang: kind(**r) for lang, r in (report.get("verification") or {}).items()}
     except (CraneError, OSError, ValueError, TypeError):
         return None  # recorded but unreadable: compute again
     return IdentifyResult(neurons, stats, reports, float(report.get("seconds", 0.0)))

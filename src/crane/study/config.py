@@ -17,6 +17,17 @@ from crane.errors import ConfigError
 
 FORMAT = "crane-study/1"
 TABLE_KEYS = ("choice_files", "choice_fields")
+IDENTIFY_KEYS = (
+    "model", "languages", "methods", "budget", "reference_budget", "identify_max_texts",
+    "identify_corpus", "corpus_lang", "text_field", "lang_field", "site", "target", "score",
+    "quantile", "profile", "normalize", "lam", "contrast_over", "z", "verify",
+    "verify_methods", "verify_ratio", "verify_tests", "verify_mode", "rounds", "max_length",
+    "batch_size", "batch_tokens", "seed", "token_budget", "shard_texts", "sweep_budgets",
+    "sweep_methods", "random_control",
+)
+"""The keys a study's identify stage depends on (its cache key); not gradient checkpointing,
+which changes memory, not results, nor the dtype and device, which the model's identity
+carries."""
 SCORE_KEYS = ("score", "quantile", "profile", "normalize", "lam", "contrast_over", "z")
 """Keys that are options of the relevance methods' scorer (``IdentifyOptions`` fields)."""
 RELEVANCE_KEYS = {
@@ -69,6 +80,8 @@ class StudyConfig:
     verify_methods: list[str] = field(default_factory=lambda: ["crane", "gradxact"])
     """Relevance methods whose candidates are confirmed by masking (when ``verify``)."""
     verify_ratio: float = 1.0
+    verify_mode: str = "groups"
+    rounds: int = 4
     verify_tests: int = 24
     token_budget: int | None = None
     """Most tokens per language for identification (None: no limit; ``crane identify
@@ -192,6 +205,14 @@ class StudyConfig:
                 )
         if not 0 <= self.quantile < 1:
             raise ConfigError(f"quantile must be in [0, 1), got {self.quantile}.")
+        from crane.identification.relevance import VERIFY_MODES
+
+        if self.verify_mode not in VERIFY_MODES:
+            raise ConfigError(
+                f"verify_mode = {self.verify_mode!r} is not one of: {', '.join(VERIFY_MODES)}."
+            )
+        if self.rounds < 1:
+            raise ConfigError(f"rounds must be at least 1, got {self.rounds}.")
         if self.lam < 0 or self.z < 0:
             raise ConfigError(f"lam and z must not be negative, got {self.lam} and {self.z}.")
 
@@ -213,6 +234,8 @@ class StudyConfig:
             relevance=RelevanceOptions(**relevance).validate(),
             **{key: getattr(self, key) for key in SCORE_KEYS},
             verify=self.verify,
+            verify_mode=self.verify_mode,
+            rounds=self.rounds,
             max_texts=self.identify_max_texts,
             token_budget=self.token_budget,
             verification=VerifyOptions(

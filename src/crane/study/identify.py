@@ -17,20 +17,9 @@ from crane.manifest import Manifest, inputs_key
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
 from crane.progress import Progress
-from crane.study.config import StudyConfig
+from crane.study.config import IDENTIFY_KEYS, StudyConfig
 
 STAGE = "identify"
-IDENTIFY_KEYS = (
-    "model", "languages", "methods", "budget", "reference_budget", "identify_max_texts",
-    "site", "target", "score", "quantile", "profile", "normalize", "verify", "verify_methods",
-    "verify_ratio", "verify_tests", "max_length", "batch_size", "batch_tokens", "seed",
-    "token_budget", "shard_texts",
-    "sweep_budgets", "sweep_methods", "random_control",
-)
-"""The configuration keys the identification stage depends on (not gradient checkpointing:
-it changes memory, not results)."""
-
-
 @dataclass
 class IdentifiedSets:
     """What the identification stage hands to evaluation and to ``study.json``."""
