@@ -15,17 +15,16 @@ scale, swaps validated on Sel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
-from crane.collect import RelevanceOptions, collect_relevance
+from crane.collect import RelevanceOptions
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError
 from crane.evaluation.benchmarks import BitsPerByteBenchmark
 from crane.evaluation.conditions import UNMASKED, Condition, run_conditions
-from crane.intervene import mask_neurons
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
@@ -56,6 +55,8 @@ class ConstructionReport:
     per_round: list[int] = field(default_factory=list)
     filled_from_exposure: int = 0
     relevance_passes: int = 0
+    """Passes over the fit texts collected again under a mask (relevance: forward+backward;
+    activation methods: forward only)."""
     forward_passes: int = 0
     predicted_delta: dict[str, float] = field(default_factory=dict)
     measured_delta: dict[str, float] = field(default_factory=dict)
@@ -79,31 +80,35 @@ def _quotas(k: int, rounds: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(rounds)]
 
 
+Recollect = Callable[[NeuronSet], Stats]
+"""The statistics of the fit texts collected again while a set is masked."""
+
+
 def construct_sets(
     loaded: LoadedModel,
     stats: Stats,
-    fit: Corpus,
     validation: Corpus,
     *,
-    score: Any,
+    score: Callable[[Stats], Scores],
+    recollect: Recollect,
     budget: Budget,
-    relevance: RelevanceOptions,
+    site: str,
+    batching: RelevanceOptions,
     options: ConstructionOptions | None = None,
     progress: Progress | None = None,
 ) -> tuple[NeuronSet, dict[str, ConstructionReport]]:
-    """Every language's set by rounds of masked re-estimation (see the module docstring).
-
-    ``score(stats) -> Scores`` rescores statistics; ``stats`` are the unmasked statistics of
-    ``fit`` (round one uses them as they are)."""
+    """Every language's set by rounds of masked re-estimation (see the module docstring), for
+    any scored method: ``score(stats) -> Scores`` rescores statistics, ``recollect(masked)``
+    collects them again under a mask, ``stats`` are the unmasked statistics (round one).
+    ``batching`` gives the window and batch sizes of the validation evaluation."""
     options = (options or ConstructionOptions()).validate()
     progress = progress or NullProgress()
     languages = stats.language_codes
     n_layers, d_ff = loaded.shape.n_layers, loaded.shape.d_ff
-    exposure = per_byte(stats, "exp_sum").flatten(1)
     neurons: dict[str, dict[int, list[int]]] = {}
     reports: dict[str, ConstructionReport] = {}
     first: Scores = score(stats)
-    for i, lang in enumerate(languages):
+    for lang in languages:
         k = budget.for_language(lang, n_layers * d_ff)
         report = ConstructionReport(budget=k)
         chosen: list[int] = []
@@ -112,41 +117,55 @@ def construct_sets(
                 ranking = first.ranking(lang)
             else:
                 progress.message(f"construction: {lang}, round {r + 1}, masked re-estimation")
-                masked = NeuronSet({lang: to_layer_indices(torch.tensor(chosen), d_ff)},
-                                   relevance.site, n_layers, d_ff)
-                with mask_neurons(loaded.model, masked, adapter=loaded.adapter):
-                    again = collect_relevance(
-                        loaded.model, loaded.tokenizer, fit, options=relevance,
-                        adapter=loaded.adapter, model_id=loaded.source,
-                    )
+                masked = NeuronSet(
+                    {lang: to_layer_indices(torch.tensor(chosen), d_ff)}, site, n_layers, d_ff
+                )
+                ranking = score(recollect(masked)).ranking(lang)
                 report.relevance_passes += 1
-                ranking = score(again).ranking(lang)
             picked = _next_neurons(ranking, set(chosen), quota)
             chosen += picked
             report.per_round.append(len(picked))
             report.rounds += 1
-        if len(chosen) < k:  # too few eligible: fill from L's exposure, recorded
-            order = torch.sort(-exposure[i], stable=True).indices
-            fill = _next_neurons(order, set(chosen), k - len(chosen))
+        if len(chosen) < k:  # too few eligible: fill from L's own use of each neuron, recorded
+            fill = _next_neurons(_fill_order(stats, lang), set(chosen), k - len(chosen))
             report.filled_from_exposure = len(fill)
             chosen += fill
         neurons[lang] = to_layer_indices(torch.tensor(sorted(chosen), dtype=torch.long), d_ff)
-        damage = per_byte(stats, "rel_sum").flatten(1)
-        index = torch.tensor(chosen, dtype=torch.long)
-        report.predicted_delta = {
-            e: float(damage[j, index].sum()) for j, e in enumerate(languages)
-        }
+        report.predicted_delta = _predicted(stats, chosen)
         reports[lang] = report
-    result = NeuronSet(neurons, relevance.site, n_layers, d_ff, {})
-    _measure(loaded, result, validation, relevance, reports)
+    result = NeuronSet(neurons, site, n_layers, d_ff, {})
+    _measure(loaded, result, validation, batching, reports)
     return result, reports
+
+
+def _fill_order(stats: Stats, lang: str) -> torch.Tensor:
+    """Flat neuron order for filling a set: the language's exposure (relevance statistics),
+    else its mean |activation| (activation statistics), largest first."""
+    tensors = stats[lang].tensors
+    name = "exp_sum" if "exp_sum" in tensors else "site_abs_sum"
+    if name not in tensors:
+        raise ConfigError(
+            f"Statistics of '{lang}' hold neither exposure nor |activation| sums to fill a set."
+        )
+    return torch.sort(-tensors[name].double().flatten(), stable=True).indices
+
+
+def _predicted(stats: Stats, chosen: list[int]) -> dict[str, float]:
+    """First-order change per language, Σ_{n∈set} D_E(n) (relevance statistics of the
+    log-probability only; empty otherwise)."""
+    try:
+        damage = per_byte(stats, "rel_sum").flatten(1)
+    except ConfigError:
+        return {}
+    index = torch.tensor(chosen, dtype=torch.long)
+    return {e: float(damage[j, index].sum()) for j, e in enumerate(stats.language_codes)}
 
 
 def _measure(
     loaded: LoadedModel,
     sets: NeuronSet,
     validation: Corpus,
-    relevance: RelevanceOptions,
+    batching: RelevanceOptions,
     reports: dict[str, ConstructionReport],
 ) -> None:
     """Mask each language's set on the validation texts: measured Δ per language and Sel."""
@@ -155,8 +174,8 @@ def _measure(
     languages = [lang for lang in sets.languages if lang in validation.languages]
     benchmark = BitsPerByteBenchmark(
         loaded.model, loaded.tokenizer, validation.select(languages),
-        batch_size=relevance.batch_size, batch_tokens=relevance.batch_tokens,
-        max_length=relevance.max_length,
+        batch_size=batching.batch_size, batch_tokens=batching.batch_tokens,
+        max_length=batching.max_length,
     )
     conditions = [Condition(f"set:{lang}", sets, lang, "construction") for lang in languages]
     cells = run_conditions(
@@ -171,4 +190,4 @@ def _measure(
         report = reports[lang]
         report.measured_delta = delta
         report.measured_sel = row_metrics(delta, lang)["sel"]
-        report.forward_passes = 2 * per_eval  # unmasked + masked evaluation of the validation
+        report.forward_passes = per_eval  # its masked evaluation (the unmasked one is shared)

@@ -178,3 +178,36 @@ def test_causal_construction_gives_exactly_k_with_a_measured_report(tiny_llama_d
         assert math.isfinite(report.measured_sel) and set(report.predicted_delta) == set(TEXTS)
     assert any(r.filled_from_exposure > 0 for r in reports.values())  # the fill path ran
     assert neurons.meta["verified"] and neurons.meta["texts"]["validation"] is not None
+
+
+@pytest.mark.parametrize("mode", ["groups", "rounds"])
+def test_an_activation_method_is_verified_like_crane_when_asked(
+    tiny_llama_dir: Path, mode: str
+) -> None:
+    from crane.identification import IdentifyOptions, identify_methods
+
+    loaded = load_model(tiny_llama_dir)
+    texts = {lang: items * 3 for lang, items in TEXTS.items()}
+    options = IdentifyOptions(verify_mode=mode, rounds=2, verification=_few_tests())
+    found = identify_methods(
+        loaded, Corpus(texts), ["actmean", "kojima"], budget="5", options=options,
+        verify_methods=["actmean"],
+    )
+    assert set(found.reports) == {"actmean"}  # kojima is not named: unverified
+    assert found.sets["actmean"].meta["verified"] and not found.sets["kojima"].meta["verified"]
+    for lang in TEXTS:
+        report = found.reports["actmean"][lang]
+        assert report.budget == 5
+        if mode == "rounds":
+            assert found.sets["actmean"].size(lang) == 5 and report.relevance_passes == 1
+            assert report.measured_delta and not report.predicted_delta  # no relevance here
+        else:
+            assert report.tests >= 1
+    # both fitted on the same texts: the validation split is held out for both
+    assert found.sets["actmean"].meta["texts"] == found.sets["kojima"].meta["texts"]
+
+
+def _few_tests():  # type: ignore[no-untyped-def]
+    from crane.verify import VerifyOptions
+
+    return VerifyOptions(max_tests=3)

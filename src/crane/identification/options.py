@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from crane.collect import RelevanceOptions
 from crane.methods import registered_methods
@@ -80,7 +81,8 @@ class MethodsResult:
     """Neuron sets of several methods from one run, with verification reports and timings."""
 
     sets: dict[str, NeuronSet]
-    reports: dict[str, dict[str, LanguageReport]]
+    reports: dict[str, dict[str, Any]]
+    """Method → language → its verification report (group tests or construction)."""
     seconds: dict[str, float]
     stats: dict[str, Stats] = field(default_factory=dict)
     """Statistics each method was scored on (activation methods share one object)."""

@@ -162,12 +162,22 @@ def _identify_relevance(
     reports: dict[str, LanguageReport] = {}
     if verify_corpus is not None and options.verify_mode == "rounds":
         from crane.construction import ConstructionOptions, construct_sets
+        from crane.intervene import mask_neurons
+
+        def recollect(masked: NeuronSet) -> Stats:
+            with mask_neurons(loaded.model, masked, adapter=loaded.adapter):
+                return collect_relevance(
+                    loaded.model, loaded.tokenizer, fit, options=options.relevance,
+                    adapter=loaded.adapter, model_id=loaded.source,
+                    max_texts=options.max_texts, max_tokens=options.token_budget,
+                )
 
         neurons, reports = construct_sets(
-            loaded, stats, fit, verify_corpus,
+            loaded, stats, verify_corpus,
             score=lambda again: spec.score(again, **options.score_options()),
-            budget=options.budget, relevance=options.relevance,
-            options=ConstructionOptions(rounds=options.rounds), progress=progress,
+            recollect=recollect, budget=options.budget, site=site,
+            batching=options.relevance, options=ConstructionOptions(rounds=options.rounds),
+            progress=progress,
         )
         neurons.meta.update(
             {"method": spec.name, "options": scores.options, "budget": options.budget.describe()}

@@ -147,12 +147,19 @@ def identify_methods(
                 for lang in activation_stats.language_codes:
                     chosen.for_language(lang, loaded.shape.n_neurons)
             result.stats[name] = activation_stats
-            neurons = spec.select(
-                activation_stats,
-                budget=chosen,
-                site=base.relevance.site,
-                options=(method_options or {}).get(name),
-            )
+            scorer_options = (method_options or {}).get(name)
+            if chosen is not None and validation is not None and _is_verified(
+                base, name, verify_methods
+            ):
+                neurons, result.reports[name] = _verified_set(
+                    loaded, name, activation_stats, fit, validation, base, chosen,
+                    scorer_options, progress,
+                )
+            else:
+                neurons = spec.select(
+                    activation_stats, budget=chosen, site=base.relevance.site,
+                    options=scorer_options,
+                )
             neurons.meta.update(
                 {
                     "method": name,
@@ -160,6 +167,7 @@ def identify_methods(
                     "corpus": activation_stats.meta.get("corpus"),
                     "texts": texts,
                     "budget": chosen.describe() if chosen is not None else "own",
+                    "verified": name in result.reports,
                     "counts": {
                         lang: activation_stats[lang].counts
                         for lang in activation_stats.language_codes
@@ -181,9 +189,66 @@ def _shared_split(
 ) -> tuple[Corpus, Corpus | None]:
     """The run's fit and validation texts: a validation split is held out when any method of
     the run is verified on it, and then every method is fitted on the same rest."""
-    verified = any(_method_options(base, m, verify_methods).verify for m in methods
-                   if get_method(m).statistics == "relevance")
+    verified = any(_is_verified(base, m, verify_methods) for m in methods)
     return _collection_split(corpus, replace(base, verify=verified))
+
+
+def _is_verified(
+    base: IdentifyOptions, name: str, verify_methods: tuple[str, ...] | list[str] | None
+) -> bool:
+    """Whether method ``name`` confirms its candidates on the validation texts: verifiable
+    methods (CRANE's) unless ``verify_methods`` leaves them out; any other scored method when
+    ``verify_methods`` names it (e.g. actmean, to separate "relevance vs activation" from
+    "verified vs not")."""
+    spec = get_method(name)
+    if not base.verify or spec.statistics == "control":
+        return False
+    if verify_methods is None:
+        return spec.verifiable
+    return name in verify_methods
+
+
+def _verified_set(
+    loaded: LoadedModel,
+    name: str,
+    stats: Stats,
+    fit: Corpus,
+    validation: Corpus,
+    base: IdentifyOptions,
+    budget: Budget,
+    scorer_options: dict[str, Any] | None,
+    progress: Progress,
+) -> tuple[NeuronSet, dict[str, Any]]:
+    """An activation method's set confirmed like CRANE's (``base.verify_mode``): group tests
+    of its ranking, or the causal construction with its statistics collected again under
+    each round's mask."""
+    from crane.construction import ConstructionOptions, construct_sets
+    from crane.intervene import mask_neurons
+    from crane.verify import verify_candidates
+
+    spec = get_method(name)
+    site = spec.site_for(base.relevance.site)
+
+    def score(again: Stats) -> Any:
+        return spec.score(again, **(scorer_options or {}))
+
+    if base.verify_mode == "groups":
+        neurons, reports = verify_candidates(
+            loaded.model, loaded.tokenizer, score(stats), budget, validation, site=site,
+            options=base.verification, adapter=loaded.adapter, progress=progress,
+        )
+        return neurons, dict(reports)
+
+    def recollect(masked: NeuronSet) -> Stats:
+        with mask_neurons(loaded.model, masked, adapter=loaded.adapter):
+            return _activation_stats(loaded, fit, base, None, NullProgress())
+
+    neurons, built = construct_sets(
+        loaded, stats, validation, score=score, recollect=recollect, budget=budget, site=site,
+        batching=base.relevance, options=ConstructionOptions(rounds=base.rounds),
+        progress=progress,
+    )
+    return neurons, dict(built)
 
 
 def reference_method(methods: list[str], budget: str) -> str:
@@ -229,10 +294,7 @@ def _method_options(
     """``base`` for relevance method ``name`` (crane | gradxact), verified or not."""
     spec = get_method(name)
     relevance = replace(base.relevance, method=spec.relevance).validate()
-    verify = (
-        base.verify and spec.verifiable and (verify_methods is None or name in verify_methods)
-    )
-    return replace(base, relevance=relevance, verify=verify)
+    return replace(base, relevance=relevance, verify=_is_verified(base, name, verify_methods))
 
 
 def _activation_stats(
