@@ -5,8 +5,10 @@ tests, after an evaluation row, in the middle of an atomic write, ...). When the
 variable ``CRANE_KILL_AT`` is set to ``PATTERN`` or ``PATTERN:N`` when the process starts,
 the N-th point (default the first) whose name matches ``PATTERN`` (shell-style, ``fnmatch``)
 kills the process with SIGKILL: no ``finally`` block, no ``atexit``, no flush, as the
-out-of-memory killer or a scheduler's hard limit would leave it. Unset (always, outside the
-tests), a kill point is one comparison with ``None``.
+out-of-memory killer or a scheduler's hard limit would leave it. With ``CRANE_KILL_SIGNAL``
+set to ``INT`` or ``TERM`` the process sends itself that signal instead (Ctrl-C, a
+scheduler's polite stop), which the CLI turns into an orderly exit (130, 143). Unset
+(always, outside the tests), a kill point is one comparison with ``None``.
 
 The points (docs/reliability.md keeps this list):
 
@@ -33,6 +35,8 @@ import os
 import signal
 
 ENV = "CRANE_KILL_AT"
+ENV_SIGNAL = "CRANE_KILL_SIGNAL"
+SIGNALS = {"KILL": signal.SIGKILL, "INT": signal.SIGINT, "TERM": signal.SIGTERM}
 
 
 def _parse(spec: str | None) -> tuple[str, int] | None:
@@ -63,7 +67,8 @@ def _hit(name: str) -> None:
         return
     _seen += 1
     if _seen >= count:
-        os.kill(os.getpid(), signal.SIGKILL)
+        name = os.environ.get(ENV_SIGNAL, "KILL").strip().upper()
+        os.kill(os.getpid(), SIGNALS.get(name, signal.SIGKILL))
 
 
-__all__ = ["ENV", "kill_point"]
+__all__ = ["ENV", "ENV_SIGNAL", "kill_point"]

@@ -59,11 +59,16 @@ STUDY_CHAIN = [
 
 
 # ---- running a command ------------------------------------------------------------------------
-def _fresh_interpreter(argv: list[str], kill_at: str | None, log: Path) -> int:
+def _fresh_interpreter(
+    argv: list[str], kill_at: str | None, log: Path, signal_name: str | None = None
+) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.pop("CRANE_KILL_AT", None)
+    env.pop("CRANE_KILL_SIGNAL", None)
     if kill_at:
         env["CRANE_KILL_AT"] = kill_at
+    if signal_name:
+        env["CRANE_KILL_SIGNAL"] = signal_name
     with log.open("ab") as handle:
         done = subprocess.run(
             [sys.executable, "-m", "crane", *argv],
@@ -410,3 +415,41 @@ def test_same_config_and_seed_same_files(
     code = _forked(["run", str(study_config), "--out", str(out)], None, work / "again.log")
     assert code == 0, (work / "again.log").read_text()
     _assert_same_outputs(out, reference_study)
+
+
+@pytest.mark.parametrize(
+    ("command", "signal_name", "point", "code"),
+    [
+        ("identify", "INT", "stats:stats/zh/shard-00000.safetensors", 130),
+        ("run", "TERM", "eval-lang:2", 143),
+    ],
+)
+def test_interrupt_exits_nonzero_with_one_line_and_resumes(
+    command: str,
+    signal_name: str,
+    point: str,
+    code: int,
+    tiny_llama_dir: Path,
+    study_config: Path,
+    work: Path,
+    reference_identify: Path,
+    reference_study: Path,
+) -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop a command with 130 / 143 and one line, so
+    ``crane identify ... && crane evaluate ...`` stops too; no temporary file is left, and
+    the same command resumes to the uninterrupted run's outputs."""
+    out = work / f"interrupted-{command}-{signal_name}"
+    argv = (
+        _identify_argv(tiny_llama_dir, out)
+        if command == "identify"
+        else ["run", str(study_config), "--out", str(out)]
+    )
+    log = work / f"interrupted-{command}-{signal_name}.log"
+    assert _fresh_interpreter(argv, point, log, signal_name) == code
+    text = log.read_text(encoding="utf-8")
+    assert text.rstrip().splitlines()[-1] == "interrupted; rerun the same command to resume"
+    assert "Traceback" not in text
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert _fresh_interpreter(argv, None, log) == 0
+    _assert_same_outputs(out, reference_identify if command == "identify" else reference_study)
+

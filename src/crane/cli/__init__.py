@@ -8,7 +8,11 @@ option types. :func:`main` is the one error path: a :class:`~crane.errors.CraneE
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 import typer
 
@@ -38,27 +42,61 @@ app.command("run")(study.run_cmd)
 app.command("report")(study.report_cmd)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; user errors print one sentence and exit with code 2."""
+class Interrupted(BaseException):  # noqa: N818 (a signal, not an error)
+    """SIGINT or SIGTERM arrived: unwinds the work (temporary files are removed on the way,
+    finished shards and rows stay) without being caught as an ordinary exception."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.exit_code = 128 + signum
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` while the command runs (handlers are
+    restored afterwards; outside the main thread signals cannot be handled and are left)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, _raise_interrupted)
     try:
-        app(args=argv, standalone_mode=False)
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; user errors print one sentence and exit with code 2; an
+    interrupt (Ctrl-C, SIGTERM) prints one line and exits with 130 or 143."""
+    try:
+        with _interruptible():
+            code = app(args=argv, standalone_mode=False)
     except CraneError as exc:
         from rich.markup import escape
 
         message = escape(" ".join(str(exc).splitlines()))  # one line; [brackets] kept
         err_console.print(f"[bold red]error[/bold red]: {message}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
+    except Interrupted as stop:
+        err_console.print("interrupted; rerun the same command to resume", highlight=False)
+        sys.exit(stop.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("interrupted; rerun the same command to resume", highlight=False)
         sys.exit(130)
     except Exception as exc:  # click usage errors carry their own exit code
         if isinstance(exc, _click_exceptions()):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code != 0:  # typer returns some exit codes instead of raising
+        sys.exit(code)
 
 
 def _click_exceptions() -> tuple[type[BaseException], ...]:
