@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +23,26 @@ LayerIndices = dict[int, list[int]]
 """layer → sorted, unique neuron indices in ``[0, d_ff)``."""
 
 
+MAX_LAYER = 100_000
+"""Layer numbers at or above this are no model's (a set without a recorded shape would
+otherwise make ``layer_counts`` allocate for any number a file claims)."""
+MAX_INDEX = 10_000_000
+"""Neuron indices at or above this are no MLP's."""
+
+
 def _whole(value: Any) -> int:
-    """``value`` as an int; TypeError/ValueError/OverflowError unless it is a whole number."""
+    """``value`` as an int; TypeError/ValueError/OverflowError unless it is a whole number
+    written one way: no booleans, no strings with leading zeros or signs (``"01"`` is not 1)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{value!r} is a boolean, not a number")
     if isinstance(value, float) and not value.is_integer():
         raise ValueError(f"{value!r} is not a whole number")
+    if isinstance(value, str) and (value != value.strip() or not _CANONICAL.fullmatch(value)):
+        raise ValueError(f"{value!r} is not a whole number written plainly (e.g. 1, not 01)")
     return int(value)
+
+
+_CANONICAL = re.compile(r"0|[1-9][0-9]*")
 
 
 def _clean_layers(layers: Mapping[Any, Iterable[Any]], where: str) -> LayerIndices:
@@ -46,9 +62,33 @@ def _clean_layers(layers: Mapping[Any, Iterable[Any]], where: str) -> LayerIndic
             raise NeuronSetError(
                 f"Neuron set {where} has a negative layer or neuron index; indices start at 0."
             )
+        if layer_i >= MAX_LAYER or (values and values[-1] >= MAX_INDEX):
+            raise NeuronSetError(
+                f"Neuron set {where} has layer {layer_i} or index {values[-1] if values else 0}, "
+                "larger than any model's; check the file."
+            )
+        if layer_i in clean:
+            raise NeuronSetError(
+                f"Neuron set {where} gives layer {layer_i} twice; give each layer once."
+            )
         if values:
             clean[layer_i] = values
     return dict(sorted(clean.items()))
+
+
+def _language_key(lang: Any) -> str:
+    """A set's language key: a language code normalised (``EN`` → ``en``), other labels (such
+    as a control's) kept as written."""
+    from crane.data.languages import normalize_language
+    from crane.errors import LanguageError
+
+    text = str(lang).strip()
+    if not text:
+        raise NeuronSetError("A neuron set has an empty language key; name every language.")
+    try:
+        return normalize_language(text)
+    except LanguageError:
+        return text
 
 
 @dataclass
@@ -73,10 +113,19 @@ class NeuronSet:
             raise NeuronSetError(
                 f"Neuron set site '{self.site}' is unknown; use one of: {', '.join(SITES)}."
             )
-        self.neurons = {
-            str(lang): _clean_layers(layers, f"language {lang!r}")
-            for lang, layers in self.neurons.items()
-        }
+        neurons: dict[str, LayerIndices] = {}
+        for lang, layers in self.neurons.items():
+            key = _language_key(lang)
+            if key in neurons:
+                raise NeuronSetError(
+                    f"Neuron set has language {lang!r} twice (as {key!r}); give it once."
+                )
+            if not isinstance(layers, Mapping):
+                raise NeuronSetError(
+                    f"Neuron set language {lang!r} holds no layer → indices mapping."
+                )
+            neurons[key] = _clean_layers(layers, f"language {lang!r}")
+        self.neurons = neurons
         if self.n_layers is not None and self.d_ff is not None:
             self._check_ranges(self.n_layers, self.d_ff, "the shape it records")
 

@@ -127,7 +127,7 @@ def test_no_text_within_the_token_budget(tiny_llama_dir: Path, tmp_path: Path, c
     code, out, err = run_cli(
         identify_argv(tiny_llama_dir, tmp_path / "run", "--max-texts", "0"), capsys
     )
-    assert_clear_error(code, out, err, "no texts within the budget", "--max-texts")
+    assert_clear_error(code, out, err, "positive number", "--max-texts")
     assert snapshot(tmp_path / "run") == before
 
 

@@ -73,3 +73,25 @@ def test_safetensors_round_trip_and_overlap(tmp_path) -> None:
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 20)
     with pytest.raises(NeuronSetError, match="not a readable safetensors"):
         NeuronSet.load(tmp_path / "junk.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("neurons", "needle"),
+    [
+        ({"en": {"1": [0], "01": [2]}}, "written plainly"),  # "01" no longer collapses into 1
+        ({"en": {"1": [0], " 1": [2]}}, "written plainly"),
+        ({"en": {"0": [True, 2]}}, "boolean"),  # JSON true is not neuron 1
+        ({"en": {"0": [1]}, "EN": {"0": [2]}}, "twice"),  # one language, two spellings
+        ({"en": {"1000000000000": [1]}}, "larger than any model"),  # no shape recorded
+        ({"en": {"0": [10**12]}}, "larger than any model"),
+        ({"en": [1, 2]}, "layer"),
+    ],
+)
+def test_set_files_are_read_strictly(neurons, needle) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NeuronSetError, match=needle):
+        NeuronSet.from_dict({"format": "crane-neuron-set", "version": 1, "neurons": neurons})
+
+
+def test_language_codes_are_normalised_and_other_labels_kept() -> None:
+    s = NeuronSet({"EN": {0: [1]}, "zh-Hans": {0: [2]}, "random": {1: [3]}})
+    assert s.languages == ["en", "zh-Hans", "random"] and s.layers("en") == {0: [1]}

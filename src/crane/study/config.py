@@ -186,10 +186,10 @@ class StudyConfig:
 
     def validate_identification(self) -> None:
         """The checks of the identification keys alone (``crane identify --config`` too)."""
-        for name in ("identify_max_texts", "token_budget"):
+        for name, flag in (("identify_max_texts", "--max-texts"), ("token_budget", "--max-tokens")):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(
-                    f"{name} must be a positive number (or left out: no limit), got "
+                    f"{name} ({flag}) must be a positive number (or left out: no limit), got "
                     f"{getattr(self, name)}."
                 )
         self.identify_options()  # site, target, sizes, verification options
