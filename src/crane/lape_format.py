@@ -64,6 +64,12 @@ def import_lape(
             )
         out: dict[int, list[int]] = {}
         for layer, ix in enumerate(layers):
+            if isinstance(ix, torch.Tensor) and ix.dtype == torch.bool:
+                raise NeuronSetError(
+                    f"LAPE neuron file {path}: language '{lang}', layer {layer} is a boolean "
+                    "mask, not a list of indices; convert it with mask.nonzero()[:, 0] or load "
+                    "masks as a crane set (NeuronSet.load of a .safetensors file)."
+                )
             if (
                 not isinstance(ix, torch.Tensor)
                 or ix.dim() != 1
