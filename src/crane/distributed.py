@@ -368,7 +368,7 @@ def run_study(
     study_benchmarks(config, loaded, quiet)  # a benchmark that fails, fails here as on rank 0
     out = Path(out_dir)
     try:  # the same decision as rank 0's: reuse the finished stage, or identify (our share)
-        identify_stage(config, loaded, out, Manifest(out), quiet, [])
+        identify_stage(config, loaded, out, Manifest(out, loaded.identity.key()), quiet, [])
     except RankDone:
         pass
     return None

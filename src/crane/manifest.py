@@ -36,9 +36,13 @@ def inputs_key(inputs: Any) -> str:
 class Manifest:
     """Stage bookkeeping of one run directory (written atomically after every change)."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, model: dict[str, Any] | None = None) -> None:
+        """``model`` (``LoadedModel.identity.key()``): the model this process runs; a run
+        directory recorded for another model is refused (two models' files never mix), and
+        the first stage recorded writes it down."""
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "manifest.json"
+        self.model = model
         self.stages: dict[str, dict[str, Any]] = self._read()
         self._mine: set[str] = set()
         """Stages this object recorded: on rewrite they win, every other stage is read again."""
@@ -57,6 +61,12 @@ class Manifest:
             raise ConfigError(
                 f"{self.path} was written by an incompatible version ({data.get('format')}); "
                 "use a new run directory."
+            )
+        owner = data.get("model")
+        if self.model is not None and owner is not None and owner != self.model:
+            raise ConfigError(
+                f"{self.run_dir} holds a run of another model ({_describe(owner)}); give a new "
+                "output directory (--out) or delete that one."
             )
         stages = data.get("stages", {})
         return dict(stages) if isinstance(stages, dict) else {}
@@ -92,6 +102,12 @@ class Manifest:
         }
         self._write()
 
+    def own(self) -> None:
+        """Write down this manifest's model as the run directory's, if none is yet."""
+        if self.model is not None and self._owner_on_disk() is None:
+            self.stages = {**self._read(), **self.stages}
+            self._write()
+
     def seconds(self) -> dict[str, float]:
         return {
             name: float(entry.get("seconds", 0.0))
@@ -100,5 +116,25 @@ class Manifest:
         }
 
     def _write(self) -> None:
-        data = {"format": FORMAT, "stages": self.stages}
+        data: dict[str, Any] = {"format": FORMAT, "stages": self.stages}
+        owner = self.model if self.model is not None else self._owner_on_disk()
+        if owner is not None:
+            data["model"] = owner
         atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    def _owner_on_disk(self) -> Any:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        return data.get("model") if isinstance(data, dict) else None
+
+
+def _describe(owner: Any) -> str:
+    """A recorded model identity in a few words."""
+    if not isinstance(owner, dict):
+        return "unknown"
+    sha = owner.get("sha256")
+    text = f"weights {str(sha)[:12]}" if sha else f"{owner.get('spec')}"
+    return f"{text}, {owner.get('dtype')}"
+

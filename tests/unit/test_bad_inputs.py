@@ -643,3 +643,23 @@ def test_brackets_in_a_message_are_printed_as_written(
     )
     assert_clear_error(code, out, err, "budget '[bad]'")
     assert not out_dir.exists()
+
+
+def test_a_run_directory_of_another_model_is_refused(
+    tiny_llama_dir: Path, tmp_path: Path, capsys, tiny_model  # type: ignore[no-untyped-def]
+) -> None:
+    """Identifying with another model into a run directory would mix two models' files."""
+    other = tmp_path / "other-model"
+    tiny_model("llama", seed=1).save_pretrained(other)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (tiny_llama_dir / name).exists():
+            shutil.copy(tiny_llama_dir / name, other / name)
+    run = tmp_path / "run"
+    code, out, err = run_cli(identify_argv(tiny_llama_dir, run), capsys)
+    assert code == 0, err
+    before = snapshot(run)
+    code, out, err = run_cli(identify_argv(other, run), capsys)
+    assert_clear_error(code, out, err, "another model", "--out")
+    assert snapshot(run) == before
+    code, out, err = run_cli(identify_argv(tiny_llama_dir, run), capsys)  # its own model: fine
+    assert code == 0, err

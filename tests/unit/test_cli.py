@@ -346,9 +346,21 @@ def test_identify_config_file_precedence(
     code, _, err = run_cli(
         ["identify", "--config", str(config), "--out", str(tmp_path / "run")], capsys
     )
-    assert_clear_error(code, err, "token_budget must be a positive number")
+    assert_clear_error(code, err, "token_budget (--max-tokens) must be a positive number")
     code, _, err = run_cli(
         ["identify", "--config", str(config), "--out", str(tmp_path / "run"), "--max-tokens",
          "50", "--score", "nope"], capsys,
     )
     assert_clear_error(code, err, "score = 'nope' is not one of")
+
+
+def test_sets_with_the_same_file_name_keep_their_own_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from crane.cli.evaluate import set_labels
+    from crane.errors import ConfigError
+
+    a, b = tmp_path / "a" / "neurons-crane.json", tmp_path / "b" / "neurons-crane.json"
+    c = tmp_path / "neurons-lape.json"
+    assert list(set_labels([a, b, c])) == ["a/neurons-crane", "b/neurons-crane", "neurons-lape"]
+    assert list(set_labels([c])) == ["neurons-lape"]
+    with pytest.raises(ConfigError, match="twice"):
+        set_labels([a, tmp_path / "b" / ".." / "a" / "neurons-crane.json"])

@@ -18,6 +18,7 @@ from crane.cli.options import (
     TrustOpt,
 )
 from crane.cli.render import RichReporter, print_matrix, progress_bars, write_json
+from crane.errors import ConfigError
 from crane.io import check_output_file
 
 
@@ -75,7 +76,7 @@ def evaluate_cmd(
 
     if out is not None:
         check_output_file(out)  # fail now, not after the evaluation
-    sets = {path.stem: NeuronSet.load(path) for path in neurons or []}
+    sets = {name: NeuronSet.load(path) for name, path in set_labels(neurons or []).items()}
     texts = evaluation_texts(corpus, part, langs, max_texts, lang=lang)
     with progress_bars() as bar:
         reporter = RichReporter(bar)
@@ -94,3 +95,25 @@ def evaluate_cmd(
     print_matrix(f"bits per byte on {corpus} ({part}); change vs unmasked in brackets", matrix)
     if out is not None:
         write_json(out, matrix.to_dict())
+
+
+def set_labels(paths: list[Path]) -> dict[str, Path]:
+    """A row label per neuron-set file: its stem, or its last folders too when two files share
+    a stem (``a/neurons-crane`` and ``b/neurons-crane``), so no set replaces another; the same
+    file twice is an error."""
+    resolved = [p.resolve() for p in paths]
+    if len(set(resolved)) < len(resolved):
+        raise ConfigError("The same neuron-set file is given twice; give each --neurons once.")
+    depth = [0] * len(resolved)
+
+    def label(i: int) -> str:
+        parts = resolved[i].parent.parts
+        return "/".join([*parts[len(parts) - depth[i] :], resolved[i].stem])
+
+    while True:
+        labels = [label(i) for i in range(len(resolved))]
+        clashing = [i for i, x in enumerate(labels) if labels.count(x) > 1]
+        if not clashing:
+            return dict(zip(labels, paths, strict=True))
+        for i in clashing:
+            depth[i] += 1

@@ -213,7 +213,7 @@ def _identify_relevance(
             "seconds": result.seconds,
         }
         atomic_write_text(out / f"identify-{name}.json", json.dumps(report, indent=1, default=str))
-        Manifest(out).record(
+        Manifest(out, loaded.identity.key()).record(
             stage, key, [out / f"neurons-{name}.json", out / f"identify-{name}.json"],
             result.seconds,
         )

@@ -19,6 +19,7 @@ from crane.identification.relevance import (
     _texts_provenance,
     collector_options,
 )
+from crane.manifest import Manifest
 from crane.methods import get_method, method_names
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
@@ -120,6 +121,8 @@ def identify_methods(
         verify_methods=verify_methods, budget=budget, reference_budget=reference_budget,
     )
     out = Path(out_dir) if out_dir is not None else None
+    # a run directory of another model is refused here, before any work
+    owner = Manifest(out, loaded.identity.key()) if out is not None else None
     fit, validation = _shared_split(corpus, base, methods, verify_methods)
     texts = _texts_provenance(fit, validation)
     result = MethodsResult({}, {}, {})
@@ -178,6 +181,8 @@ def identify_methods(
             neurons.save(out / f"neurons-{name}.json")
         result.sets[name] = neurons
         result.seconds[name] = time.perf_counter() - started
+    if owner is not None:
+        owner.own()
     return result
 
 

@@ -66,7 +66,6 @@ def run_study(
     progress = progress or NullProgress()
     started = time.perf_counter()
     out = Path(out_dir)
-    manifest = Manifest(out)
     notes: list[str] = []
     progress.message(f"loading {config.model}")
     loaded = load_model(
@@ -76,6 +75,7 @@ def run_study(
         trust_remote_code=config.trust_remote_code,
         progress=progress.message,
     )
+    manifest = Manifest(out, loaded.identity.key())  # another model's run is refused
     benchmarks = study_benchmarks(config, loaded, progress)
     stage = identify_stage(config, loaded, out, manifest, progress, notes)
     main, sweep = study_conditions(stage, config, out)
