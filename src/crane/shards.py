@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from crane.data.batching import (
     Batch,
     TokenizedTexts,
@@ -194,6 +196,7 @@ def run_shards(
         plan = plan[own::world]
 
     todo = []
+    saved: dict[tuple[str, int], dict[str, Stats]] = {}
     for lang, index, chunk in plan:
         meta = shard_meta(lang, index, chunk)
         expected = json.loads(json.dumps(meta, default=str))
@@ -202,8 +205,11 @@ def run_shards(
             and side.get("meta") == expected
             for suffix in suffixes
         )
-        if not complete:
+        shard = _sound_shard(out, lang, index, suffixes) if complete else None
+        if shard is None:
             todo.append((lang, index, chunk, meta))
+        else:
+            saved[(lang, index)] = shard
     tokenized = {
         (lang, index): tokenize_texts(tokenizer, chunk, max_length=options.max_length)
         for lang, index, chunk, _meta in todo
@@ -233,15 +239,34 @@ def run_shards(
             run.on_shard(lang, index)
     results: dict[str, list[dict[str, Stats]]] = {lang: [] for lang in corpus.languages}
     for lang, index, _chunk in plan:
-        shard = fresh.get((lang, index))
-        if shard is None:
-            assert out is not None
-            shard = {s: Stats.load(shard_path(out, lang, index, s)) for s in suffixes}
-        results[lang].append(shard)
+        results[lang].append(fresh.get((lang, index)) or saved[(lang, index)])
     return results
 
 
 # ---- one collection call -------------------------------------------------------------------
+def _sound_shard(
+    out: Path | None, lang: str, index: int, suffixes: Sequence[str]
+) -> dict[str, Stats] | None:
+    """A saved shard's statistics when they can be used: readable, every number finite, every
+    tensor of one neuron shape; ``None`` (recompute) otherwise — a file whose hash was
+    recomputed over damaged numbers is redone, not read."""
+    assert out is not None
+    try:
+        shard = {s: Stats.load(shard_path(out, lang, index, s)) for s in suffixes}
+    except Exception:  # unreadable in any way: recompute
+        return None
+    shapes = set()
+    for stats in shard.values():
+        for language in stats.languages.values():
+            for tensor in language.tensors.values():
+                if tensor.dim() < 2 or not bool(torch.isfinite(tensor).all()):
+                    return None
+                shapes.add(tuple(tensor.shape[-2:]))
+            if any(not isinstance(n, int) or n < 0 for n in language.counts.values()):
+                return None
+    return shard if len(shapes) <= 1 else None
+
+
 def run_collection(
     kind: str,
     tokenizer: Any,

@@ -663,3 +663,50 @@ def test_a_run_directory_of_another_model_is_refused(
     assert snapshot(run) == before
     code, out, err = run_cli(identify_argv(tiny_llama_dir, run), capsys)  # its own model: fine
     assert code == 0, err
+
+
+def _rehash(path: Path) -> None:
+    import hashlib
+
+    side = path.with_name(path.name + ".json")
+    record = json.loads(side.read_text())
+    record["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    side.write_text(json.dumps(record))
+
+
+def _nan_rehashed(path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    save_file({k: torch.full_like(v, float("nan")) for k, v in tensors.items()}, str(path))
+    _rehash(path)
+
+
+def _wrong_shape_rehashed(path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    first = next(iter(tensors))
+    tensors[first] = tensors[first][..., :-1].contiguous()  # one neuron short
+    save_file(tensors, str(path))
+    _rehash(path)
+
+
+@pytest.mark.parametrize("damage", [_nan_rehashed, _wrong_shape_rehashed], ids=["nan", "shape"])
+def test_damage_behind_a_matching_hash_is_recomputed(
+    tiny_llama_dir: Path, tmp_path: Path, capsys, damage: Any
+) -> None:
+    """A shard whose hash was recomputed over NaN or misshapen numbers is redone, not read
+    (it gave exit 0 and an empty set that overwrote a good one)."""
+    run_dir = tmp_path / "run"
+    argv = identify_argv(tiny_llama_dir, run_dir)
+    assert run_cli(argv, capsys)[0] == 0
+    first = NeuronSet.load(run_dir / "neurons-actmean.json").neurons
+    damaged = run_dir / "activations" / "en" / "shard-00000.safetensors"
+    intact = damaged.read_bytes()
+    damage(damaged)
+    assert read_sidecar(damaged) is not None  # the hash matches: only the numbers tell
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0 and "Traceback" not in err, err
+    assert damaged.read_bytes() == intact  # recomputed
+    assert NeuronSet.load(run_dir / "neurons-actmean.json").neurons == first
