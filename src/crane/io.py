@@ -139,3 +139,14 @@ def check_output_file(path: str | Path) -> Path:
         )
     check_output_dir(target.parent)
     return target
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` for files a user may hand us: nesting too deep for the parser (a
+    RecursionError) is a ``json.JSONDecodeError`` like any other malformed JSON, so every
+    reader's "not valid JSON" path covers it."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text[:64], 0) from None
+

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from crane.errors import ConfigError
-from crane.io import atomic_write_text
+from crane.io import atomic_write_text, parse_json
 
 FORMAT = "crane-manifest/1"
 
@@ -52,7 +52,7 @@ class Manifest:
         if not self.path.exists():
             return {}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = parse_json(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             data = {}  # an unreadable manifest: every stage is redone
         if not isinstance(data, dict):
@@ -124,7 +124,7 @@ class Manifest:
 
     def _owner_on_disk(self) -> Any:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = parse_json(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return None
         return data.get("model") if isinstance(data, dict) else None

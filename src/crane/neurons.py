@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from crane.errors import NeuronSetError
-from crane.io import atomic_write_bytes, atomic_write_text
+from crane.io import atomic_write_bytes, atomic_write_text, parse_json
 from crane.models.sites import SITES, ModelShape
 
 FORMAT = "crane-neuron-set"
@@ -340,7 +340,7 @@ class NeuronSet:
         if path.suffix == ".safetensors":
             return cls._load_safetensors(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = parse_json(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise NeuronSetError(
                 f"Neuron set file {path} is not valid JSON ({exc.__class__.__name__}); "
@@ -355,7 +355,7 @@ class NeuronSet:
         where = f"Neuron set file {path}"
         try:
             with safe_open(str(path), framework="pt") as handle:
-                header = json.loads((handle.metadata() or {}).get("crane", "null"))
+                header = parse_json((handle.metadata() or {}).get("crane", "null"))
                 masks = {key: handle.get_tensor(key) for key in handle.keys()}
         except (SafetensorError, OSError, ValueError) as exc:
             raise NeuronSetError(

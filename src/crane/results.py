@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from crane.errors import ConfigError
+from crane.io import parse_json
 
 FORMAT = "crane-study/1"
 METRIC_NAMES = ("damage", "off_target", "sel", "dd")
@@ -217,7 +218,7 @@ class StudyResults:
                 "results, then build the report from its run directory."
             )
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = parse_json(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             reason = getattr(exc, "msg", None) or getattr(exc, "strerror", None) or str(exc)
             raise ResultsError(

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save
 
 from crane.errors import ConfigError
 from crane.faults import kill_point
-from crane.io import atomic_write_bytes, atomic_write_json
+from crane.io import atomic_write_bytes, atomic_write_json, parse_json
 
 STATS_FORMAT = "crane-stats"
 STATS_VERSION = 1
@@ -164,7 +164,7 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
     if not path.is_file() or not side.is_file():
         return None
     try:
-        sidecar = json.loads(side.read_text(encoding="utf-8"))
+        sidecar = parse_json(side.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     if not isinstance(sidecar, dict) or sidecar.get("format") != STATS_FORMAT:

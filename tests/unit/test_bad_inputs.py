@@ -710,3 +710,25 @@ def test_damage_behind_a_matching_hash_is_recomputed(
     assert code == 0 and "Traceback" not in err, err
     assert damaged.read_bytes() == intact  # recomputed
     assert NeuronSet.load(run_dir / "neurons-actmean.json").neurons == first
+
+
+def test_json_nested_too_deeply_is_malformed_json(tmp_path: Path) -> None:
+    """Nesting past the parser's recursion limit is a clear error or a redo, never a
+    RecursionError traceback (neuron sets, study results, manifests, shard sidecars)."""
+    from crane.errors import CraneError
+    from crane.manifest import Manifest
+    from crane.results import StudyResults
+
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "set.json").write_text(deep)
+    with pytest.raises(CraneError):
+        NeuronSet.load(tmp_path / "set.json")
+    (tmp_path / "study.json").write_text(deep)
+    with pytest.raises(CraneError):
+        StudyResults.load(tmp_path / "study.json")
+    (tmp_path / "manifest.json").write_text(deep)
+    assert Manifest(tmp_path).stages == {}  # unreadable: every stage is redone
+    shard = tmp_path / "shard.safetensors"
+    shard.write_bytes(b"x")
+    (tmp_path / "shard.safetensors.json").write_text(deep)
+    assert read_sidecar(shard) is None  # unreadable: the shard is recomputed

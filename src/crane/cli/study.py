@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,7 @@ import typer
 
 from crane.cli.options import RunDirOpt
 from crane.cli.render import RichReporter, console, print_study, progress_bars
-from crane.io import check_output_dir
+from crane.io import check_output_dir, parse_json
 
 
 def run_study(config: Any, out: Path) -> None:
@@ -74,6 +73,6 @@ def report_cmd(
     from crane.report import build_report
 
     path = build_report(run_dir)
-    results = json.loads((run_dir / "study.json").read_text(encoding="utf-8"))
+    results = parse_json((run_dir / "study.json").read_text(encoding="utf-8"))
     print_study(results)
     console.print(f"report: {path}")

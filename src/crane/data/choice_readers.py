@@ -26,6 +26,7 @@ from crane.data.jsonl import json_lines
 from crane.data.languages import normalize_language
 from crane.data.readers import decode_text_file
 from crane.errors import ConfigError, CorpusError
+from crane.io import parse_json
 
 __all__ = ["FORMATS", "load_choice_set", "read_choice_file"]
 
@@ -197,7 +198,7 @@ def _make_item(
 def _list_choices(value: Any, path: Path, where: str, name: str) -> list[str]:
     if isinstance(value, str):  # a JSON-encoded list in a CSV cell
         try:
-            value = json.loads(value)
+            value = parse_json(value)
         except json.JSONDecodeError:
             value = None
     if not isinstance(value, list):

@@ -1,3 +1,4 @@
+
 """JSON Lines: one JSON value per non-blank line, lines split at ``\\r\\n``, ``\\n`` or ``\\r``."""
 
 from __future__ import annotations
@@ -6,6 +7,8 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from crane.io import parse_json
 
 __all__ = ["NEWLINE", "json_lines"]
 
@@ -25,7 +28,7 @@ def json_lines(
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = parse_json(line)
         except json.JSONDecodeError as exc:
             raise bad_json(i + 1, exc) from exc
         yield i + 1, value

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from crane.errors import CorpusError
+from crane.io import parse_json
 
 # Extension → format name. Formats: txt (plain text), jsonl, csv, tsv, parquet.
 EXTENSIONS: dict[str, str] = {
@@ -123,7 +124,7 @@ def parse_jsonl(text: str, path: Path, text_field: str, lang_field: str) -> list
             continue
         where = f"line {i + 1}"
         try:
-            obj = json.loads(line)
+            obj = parse_json(line)
         except json.JSONDecodeError as exc:
             raise CorpusError(
                 f"Line {i + 1} of corpus file '{path}' is not valid JSON ({exc.msg} at column "

@@ -27,7 +27,7 @@ from torch import nn
 from crane.evaluation.metrics import Units
 from crane.faults import kill_point
 from crane.intervene import mask_neurons
-from crane.io import atomic_write_text
+from crane.io import atomic_write_text, parse_json
 from crane.manifest import inputs_key
 from crane.models.adapters import Adapter
 from crane.neurons import NeuronSet
@@ -237,7 +237,7 @@ class RowCache:
         """The saved row when intact (checksum) and computed for the same inputs; else
         ``None``: a truncated, edited or foreign file is never read."""
         try:
-            data = json.loads(self.path(benchmark, condition).read_text(encoding="utf-8"))
+            data = parse_json(self.path(benchmark, condition).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return None
         if not isinstance(data, dict) or "cells" not in data:

@@ -22,7 +22,7 @@ from crane.collect import collect_relevance
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError, CraneError, LanguageError
 from crane.identification.options import IdentifyOptions, IdentifyResult
-from crane.io import atomic_write_text
+from crane.io import atomic_write_text, parse_json
 from crane.manifest import Manifest, inputs_key
 from crane.methods import get_method
 from crane.models.loading import LoadedModel
@@ -278,7 +278,7 @@ def _reuse_result(
         return None
     try:
         neurons = NeuronSet.load(out / f"neurons-{name}.json")
-        report = json.loads((out / f"identify-{name}.json").read_text(encoding="utf-8"))
+        report = parse_json((out / f"identify-{name}.json").read_text(encoding="utf-8"))
         kind: Any = LanguageReport
         if mode == "rounds":
             from crane.construction import ConstructionReport
@@ -291,4 +291,4 @@ def _reuse_result(
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    return parse_json(json.dumps(value, default=str))

@@ -15,7 +15,6 @@ dequantised to float32: close to, but not bit-identical with, the original bf16 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -27,7 +26,7 @@ from typing import Any
 
 from crane.data.builtin import cache_dir
 from crane.errors import ModelLoadError
-from crane.io import atomic_write_json
+from crane.io import atomic_write_json, parse_json
 from crane.models.gguf import load_gguf, quiet_transformers
 from crane.progress import StatusCallback
 
@@ -69,7 +68,7 @@ def read_marker(model_dir: str | Path) -> dict[str, Any] | None:
     """
     model_dir = Path(model_dir)
     try:
-        marker = json.loads((model_dir / MARKER_NAME).read_text(encoding="utf-8"))
+        marker = parse_json((model_dir / MARKER_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(marker, dict) or marker.get("format") != MARKER_FORMAT:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from crane.faults import kill_point
-from crane.io import atomic_write_text
+from crane.io import atomic_write_text, parse_json
 from crane.manifest import Manifest, inputs_key
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
@@ -79,7 +79,7 @@ def identify_stage(
     reference = reference_method(config.methods, config.budget)
     if manifest.complete(STAGE, key):
         sets = {m: NeuronSet.load(out / f"neurons-{m}.json") for m in study_methods(config)}
-        extra = json.loads((out / "identify-stage.json").read_text(encoding="utf-8"))
+        extra = parse_json((out / "identify-stage.json").read_text(encoding="utf-8"))
         return IdentifiedSets(sets, reference, **extra)
     started = time.perf_counter()
     found = _identify(config, loaded, corpus, out, progress)
