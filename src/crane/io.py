@@ -82,6 +82,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             os.fsync(handle.fileno())
         kill_point(f"write:{path.name}")  # a complete temporary, no rename
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a quota, a directory in the way: nothing half-written
+        Path(tmp).unlink(missing_ok=True)
+        what = "is a directory" if path.is_dir() else exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"Cannot write {path} ({what}); free some space or choose another output path "
+            "(rerun the same command to resume)."
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

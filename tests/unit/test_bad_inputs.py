@@ -732,3 +732,70 @@ def test_json_nested_too_deeply_is_malformed_json(tmp_path: Path) -> None:
     shard.write_bytes(b"x")
     (tmp_path / "shard.safetensors.json").write_text(deep)
     assert read_sidecar(shard) is None  # unreadable: the shard is recomputed
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("seed = -1\n", "seed must not be negative"),
+        ("bpb_max_texts = -3\n", "bpb_max_texts must be a positive number"),
+    ],
+)
+def test_config_values_checked_before_any_work(
+    tiny_llama_dir: Path, tmp_path: Path, capsys, text: str, needle: str  # type: ignore[no-untyped-def]
+) -> None:
+    config = tmp_path / "study.toml"
+    config.write_text(f'model = "{tiny_llama_dir}"\nlanguages = ["en", "zh"]\n' + text)
+    code, out, err = run_cli(["run", str(config), "--out", str(tmp_path / "run")], capsys)
+    assert_clear_error(code, out, err, needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_yaml_key_that_is_not_text(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("yaml")
+    config = tmp_path / "study.yaml"
+    config.write_text("model: m\n1: 2\n")
+    code, out, err = run_cli(["run", str(config), "--out", str(tmp_path / "run")], capsys)
+    assert_clear_error(code, out, err, "not a name")
+
+
+def test_budget_matching_a_set_with_an_empty_language(
+    tiny_llama_dir: Path, tmp_path: Path, capsys  # type: ignore[no-untyped-def]
+) -> None:
+    other = NeuronSet({"en": {0: [1, 2]}, "zh": {}}, "down_in", 2, 256)
+    other.save(tmp_path / "other.json")
+    before = seeded_dir(tmp_path / "run")
+    argv = identify_argv(tiny_llama_dir, tmp_path / "run")
+    argv[argv.index("--budget") + 1] = f"match:{tmp_path / 'other.json'}"
+    code, out, err = run_cli(argv, capsys)
+    assert_clear_error(code, out, err, "no neurons for zh")
+    assert snapshot(tmp_path / "run") == before
+
+
+def test_an_output_file_that_is_a_directory_or_a_full_disk(tmp_path: Path) -> None:
+    from crane.errors import ConfigError
+    from crane.io import atomic_write_text
+
+    (tmp_path / "out.json").mkdir()
+    with pytest.raises(ConfigError, match="is a directory"):
+        atomic_write_text(tmp_path / "out.json", "{}")
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_full_disk_is_one_clear_error(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import errno
+
+    from crane.errors import ConfigError
+    from crane.io import atomic_write_text
+
+    target = tmp_path / "x.json"
+    target.write_text("old")
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(ConfigError, match="No space left on device"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"  # nothing half-written
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

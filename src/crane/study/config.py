@@ -131,6 +131,13 @@ class StudyConfig:
         """The keys a mapping sets, flattened (sections dropped) and type-checked, without the
         defaults of the keys it leaves out (lists may be given as comma-separated strings)."""
         flat: dict[str, Any] = {}
+        bad = [k for k in data if not isinstance(k, str)] + [
+            k for v in data.values() if isinstance(v, dict) for k in v if not isinstance(k, str)
+        ]
+        if bad:
+            raise ConfigError(
+                f"Key {bad[0]!r} in {source} is not a name; write keys as text (e.g. seed = 1)."
+            )
         for key, value in data.items():
             section = value if isinstance(value, dict) and key not in TABLE_KEYS else {key: value}
             for name, item in section.items():
@@ -174,6 +181,12 @@ class StudyConfig:
         for name in ("n_boot", "verify_tests"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}.")
+        for name in ("bpb_max_texts",):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(
+                    f"{name} must be a positive number (or left out: all), got "
+                    f"{getattr(self, name)}."
+                )
         for b in self.sweep_budgets:
             if not 0 < float(b) < 1:
                 raise ConfigError(f"Sweep budgets are fractions in (0, 1), got {b}.")
@@ -186,6 +199,8 @@ class StudyConfig:
 
     def validate_identification(self) -> None:
         """The checks of the identification keys alone (``crane identify --config`` too)."""
+        if self.seed < 0:
+            raise ConfigError(f"seed must not be negative, got {self.seed}.")
         for name, flag in (("identify_max_texts", "--max-texts"), ("token_budget", "--max-tokens")):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(
