@@ -298,6 +298,11 @@ class NeuronSet:
         meta = data.get("meta") or {}
         if not isinstance(meta, dict):
             raise NeuronSetError(f"{where} has a 'meta' that is not a JSON object; fix or drop it.")
+        if meta.get("model") is not None and not isinstance(meta["model"], dict):
+            raise NeuronSetError(
+                f"{where} records its model as {type(meta['model']).__name__}, not an object of "
+                "provenance; fix or drop meta.model."
+            )
         return cls(
             neurons=neurons,
             site=str(data.get("site", "down_in")),

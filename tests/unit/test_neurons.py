@@ -95,3 +95,10 @@ def test_set_files_are_read_strictly(neurons, needle) -> None:  # type: ignore[n
 def test_language_codes_are_normalised_and_other_labels_kept() -> None:
     s = NeuronSet({"EN": {0: [1]}, "zh-Hans": {0: [2]}, "random": {1: [3]}})
     assert s.languages == ["en", "zh-Hans", "random"] and s.layers("en") == {0: [1]}
+
+
+def test_a_model_record_that_is_not_an_object_is_refused() -> None:
+    data = {"format": "crane-neuron-set", "version": 1, "neurons": {"en": {"0": [1]}},
+            "meta": {"model": "gemma"}}  # fmt: skip
+    with pytest.raises(NeuronSetError, match="meta.model"):
+        NeuronSet.from_dict(data)
