@@ -125,3 +125,31 @@ def test_relevance_capture_by_hand() -> None:
     assert rc["en"]["rs"] == pytest.approx(4.0)
     assert rc["zh"]["rc"] == {"en": pytest.approx(0.0), "zh": pytest.approx(2 / 8)}
     assert math.isnan(rc["zh"]["rs"])  # RC_zh(en) = 0: the ratio is undefined
+
+
+def test_paired_difference_uses_the_same_resamples() -> None:
+    import numpy as np
+
+    from crane.evaluation.metrics import Units, matrix_metrics, paired_difference
+
+    rng = np.random.default_rng(1)
+    den = np.full(40, 10.0)
+    base = {lang: rng.uniform(5, 15, 40) for lang in ("en", "zh")}
+    cells = {("none", lang): Units(base[lang], den) for lang in base}
+    for method, own_shift in (("a", 3.0), ("b", 1.0)):
+        for masked in base:
+            for lang in base:
+                shift = own_shift if lang == masked else 0.1
+                noise = rng.normal(0, 0.5, 40)
+                cells[(f"{method}:{masked}", lang)] = Units(base[lang] + shift + noise, den)
+    rows = {m: {lang: f"{m}:{lang}" for lang in base} for m in ("a", "b")}
+    out = matrix_metrics(cells, rows, ["en", "zh"], n_boot=400, keep_replicates=True)
+    reps = out["replicates"]
+    paired = paired_difference(reps["a"]["en"], reps["b"]["en"])
+    expected = out["metrics"]["a"]["en"]["sel"] - out["metrics"]["b"]["en"]["sel"]
+    assert paired["diff"] == pytest.approx(expected)
+    low, high = paired["ci"]
+    assert 0 < low < paired["diff"] < high  # a clearly more selective, and the CI says so
+    # pairing: narrower than the unpaired spread of the two Sel intervals combined
+    a_ci, b_ci = out["metrics"]["a"]["en"]["sel_ci"], out["metrics"]["b"]["en"]["sel_ci"]
+    assert high - low < (a_ci[1] - a_ci[0]) + (b_ci[1] - b_ci[0])

@@ -111,6 +111,7 @@ def matrix_metrics(
     higher_is_better: bool = False,
     n_boot: int = 1000,
     seed: int = 0,
+    keep_replicates: bool = False,
 ) -> dict[str, Any]:
     """Values, changes and metrics with bootstrap intervals for one benchmark.
 
@@ -123,7 +124,9 @@ def matrix_metrics(
         n_boot: bootstrap replicates (0: no intervals).
 
     Returns the ``none``/``value``/``delta``/``delta_ci`` part of a benchmark and its
-    ``metrics`` (method → L → damage, Sel, DD with ``_ci`` intervals), as in docs/results.md.
+    ``metrics`` (method → L → damage, Sel, DD with ``_ci`` intervals), as in docs/results.md;
+    with ``keep_replicates`` also ``replicates`` (method → L → ``[n_boot + 1]`` Sel, replicate
+    0 the full data) for :func:`paired_difference`.
     """
     sign = -1.0 if higher_is_better else 1.0
     rng = np.random.default_rng(seed)
@@ -157,6 +160,7 @@ def matrix_metrics(
         "delta_ci": {},
     }
     metrics: dict[str, Any] = {}
+    replicates: dict[str, dict[str, np.ndarray]] = {}
     for method, per_lang in rows.items():
         out["value"][method], out["delta"][method], out["delta_ci"][method] = {}, {}, {}
         metrics[method] = {}
@@ -173,6 +177,7 @@ def matrix_metrics(
             off = off_target([sign * d[lang] for lang in languages if lang != masked])
             off = np.broadcast_to(off, damage.shape)
             sel, dd = selectivity(damage, off), diagonal_dominance(damage, off)
+            replicates.setdefault(method, {})[masked] = sel
             metrics[method][masked] = {
                 "damage": float(damage[0]),
                 "damage_ci": _interval(damage[1:]),
@@ -183,7 +188,14 @@ def matrix_metrics(
                 "dd": float(dd[0]),
                 "dd_ci": _interval(dd[1:]),
             }
-    return {**out, "metrics": metrics}
+    return {**out, "metrics": metrics, **({"replicates": replicates} if keep_replicates else {})}
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """Sel(A) − Sel(B) with its paired percentile interval: both replicate arrays come from
+    the same resamples of the same units (:func:`matrix_metrics` ``keep_replicates``)."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return {"diff": float(diff[0]), "ci": _interval(diff[1:])}
 
 
 def positive_profiles(stats: Stats) -> dict[str, torch.Tensor]:
