@@ -17,7 +17,7 @@ Quantities: ``logit`` (gold logits) and ``logprob``. Rules: ``attnlrp`` and ``gr
 Statistics, sets and evaluated rows are cached under ``--run-dir`` (reruns resume). Writes
 its section of ``bench/SELECTIVITY.md`` (one section per identification size).
 
-    .venv/bin/python bench/selectivity_grid.py [--texts 100] [--budget 0.005] [--n-boot 1000]
+    .venv/bin/python bench/selectivity_grid.py [--texts 100] [--budget 0.005] [--udhr-texts 5]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from crane.collect import RelevanceOptions, collect_relevance
 from crane.data.builtin import load_corpus, resolve_identification_corpus
 from crane.evaluation.benchmarks import BitsPerByteBenchmark, Labels
 from crane.evaluation.conditions import UNMASKED, RowCache, run_conditions, set_conditions
-from crane.evaluation.metrics import matrix_metrics
+from crane.evaluation.metrics import matrix_metrics, paired_difference
 from crane.identification import split_for_verification
 from crane.methods import get_method
 from crane.models.loading import load_model
@@ -53,6 +53,7 @@ SCORES: dict[str, dict[str, Any]] = {
 RULES = ("attnlrp", "gradxact")
 TARGETS = ("logit", "logprob")
 SELECTIVITY = Path(__file__).with_name("SELECTIVITY.md")
+BASELINES = ("actmean", "lape")
 
 
 def build_sets(loaded: Any, fit: Any, run_dir: Path, budget: Budget) -> dict[str, NeuronSet]:
@@ -97,9 +98,19 @@ def selectivity(
     )[name]
     rows = {s: {lang: f"{s}:{lang}" for lang in LANGUAGES} for s in sets}
     out = matrix_metrics(
-        {k: c.units for k, c in cells.items()}, rows, LANGUAGES, n_boot=n_boot, seed=0
+        {k: c.units for k, c in cells.items()}, rows, LANGUAGES, n_boot=n_boot, seed=0,
+        keep_replicates=True,
     )
-    return out["metrics"]
+    metrics = out["metrics"]
+    for name in sets:  # Sel(set) − Sel(each activation baseline), paired over the resamples
+        for lang in LANGUAGES:
+            metrics[name][lang]["vs"] = {
+                base: paired_difference(
+                    out["replicates"][name][lang], out["replicates"][base][lang]
+                )
+                for base in BASELINES
+            }
+    return metrics
 
 
 def _cell(metric: dict[str, Any]) -> str:
@@ -116,6 +127,24 @@ def table(sets: list[str], val: dict[str, Any], udhr: dict[str, Any]) -> str:
         cells = [_cell(val[s][lang]) for lang in LANGUAGES] + [
             _cell(udhr[s][lang]) for lang in LANGUAGES
         ]
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _diff(entry: dict[str, Any]) -> str:
+    low, high = entry["ci"]
+    mark = " ✓" if low > 0 else (" ✗" if high < 0 else "")
+    return f"{entry['diff']:+.2f} [{low:+.2f}, {high:+.2f}]{mark}"
+
+
+def paired_table(sets: list[str], results: dict[str, Any], base: str) -> str:
+    """Sel(set) − Sel(base) per language with the paired 95% interval (✓: above 0)."""
+    lines = [
+        "| set | " + " | ".join(f"{lang}: Sel − Sel({base})" for lang in LANGUAGES) + " |",
+        "|" + "---|" * (1 + len(LANGUAGES)),
+    ]
+    for s in sets:
+        cells = [_diff(results[s][lang]["vs"][base]) for lang in LANGUAGES]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -151,6 +180,10 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.005, help="fraction of all neurons")
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--run-dir", type=Path, default=None)
+    parser.add_argument(
+        "--udhr-texts", type=int, default=5,
+        help="held-out UDHR articles per language (all 15 cost about an hour on 2 CPU cores)",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -162,7 +195,7 @@ def main() -> None:
     budget = Budget(fraction=args.budget)
     sets = build_sets(loaded, fit, run_dir, budget)
     val = selectivity(loaded, sets, validation, run_dir / "eval", "validation", args.n_boot)
-    udhr_texts = load_corpus("udhr", part="heldout").select(LANGUAGES)
+    udhr_texts = load_corpus("udhr", part="heldout").select(LANGUAGES).take(args.udhr_texts)
     udhr = selectivity(loaded, sets, udhr_texts, run_dir / "eval", "udhr", args.n_boot)
     relevance_sets = [s for s in sets if "·" in s]
     best, mean_sel = best_on_validation(val, relevance_sets)
@@ -177,9 +210,19 @@ def main() -> None:
             "",
             f"Identification corpus: {spec} ({note or 'as asked'}), the first {args.texts} texts "
             f"per language: fitted on {size}, validation {held} (the last 20%). "
-            f"{k} neurons per language ({args.budget:.1%}), unverified. UDHR: articles 16-30.",
+            f"{k} neurons per language ({args.budget:.1%}), unverified. UDHR: the first "
+            f"{args.udhr_texts} held-out articles (16-30) per language.",
             "",
             table(list(sets), val, udhr),
+            "",
+            "Paired differences against the activation contrast (✓: the interval lies above 0), "
+            "validation texts:",
+            "",
+            paired_table(relevance_sets, val, "actmean"),
+            "",
+            "The same on UDHR (reported, never used to choose):",
+            "",
+            paired_table(relevance_sets, udhr, "actmean"),
             "",
             f"Best relevance set on validation (mean Sel over en, zh, vi): **{best}** "
             f"({mean_sel:+.2f} bits/byte).",
