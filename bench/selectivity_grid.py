@@ -206,7 +206,8 @@ def main() -> None:
     body = "\n".join(
         [
             f"`.venv/bin/python bench/selectivity_grid.py --texts {args.texts}` on "
-            f"{loaded.source.get('spec')} ({machine()}), {time.perf_counter() - started:.0f} s.",
+            f"{loaded.source.get('spec')} ({machine()}), {time.perf_counter() - started:.0f} s "
+            "in this invocation (statistics and rows cached by earlier ones are reused).",
             "",
             f"Identification corpus: {spec} ({note or 'as asked'}), the first {args.texts} texts "
             f"per language: fitted on {size}, validation {held} (the last 20%). "
