@@ -759,19 +759,6 @@ def test_yaml_key_that_is_not_text(tmp_path: Path, capsys) -> None:  # type: ign
     assert_clear_error(code, out, err, "not a name")
 
 
-def test_budget_matching_a_set_with_an_empty_language(
-    tiny_llama_dir: Path, tmp_path: Path, capsys  # type: ignore[no-untyped-def]
-) -> None:
-    other = NeuronSet({"en": {0: [1, 2]}, "zh": {}}, "down_in", 2, 256)
-    other.save(tmp_path / "other.json")
-    before = seeded_dir(tmp_path / "run")
-    argv = identify_argv(tiny_llama_dir, tmp_path / "run")
-    argv[argv.index("--budget") + 1] = f"match:{tmp_path / 'other.json'}"
-    code, out, err = run_cli(argv, capsys)
-    assert_clear_error(code, out, err, "no neurons for zh")
-    assert snapshot(tmp_path / "run") == before
-
-
 def test_an_output_file_that_is_a_directory_or_a_full_disk(tmp_path: Path) -> None:
     from crane.errors import ConfigError
     from crane.io import atomic_write_text

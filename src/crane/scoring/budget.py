@@ -27,12 +27,6 @@ class Budget:
             raise ConfigError("A budget needs exactly one of a count, a fraction or a set to match.")
         if self.count is not None and self.count < 1:
             raise ConfigError(f"The neuron budget must be at least 1, got {self.count}.")
-        empty = [lang for lang, k in self.match.items() if k < 1]
-        if empty:
-            raise ConfigError(
-                f"The budget matches {self.source or 'a set'}, which has no neurons for "
-                f"{', '.join(empty)}; match a set with neurons in every language, or give a count."
-            )
         if self.fraction is not None and not 0 < self.fraction <= 1:
             raise ConfigError(
                 f"The neuron budget fraction must be in (0, 1], got {self.fraction}; "
