@@ -106,3 +106,14 @@ def test_config_paths_are_read_from_the_config_folder(tmp_path: Path) -> None:
     moved = tmp_path / "study.toml"
     moved.write_text((EXAMPLES / "study.toml").read_text())
     assert dataclasses.asdict(load_config(moved))["identify_corpus"] == "own_data/corpus.jsonl"
+
+
+def test_selection_v2_example_config_is_valid() -> None:
+    """The v2 comparison config the README and bench/SELECTIVITY.md quote loads and validates
+    (its run takes about 45 minutes on Gemma, so it is not run here)."""
+    from crane.study import load_config
+
+    config = load_config(EXAMPLES / "selection_v2.toml")
+    config.validate()
+    assert (config.score, config.target, config.verify_mode) == ("contrast", "logprob", "rounds")
+    assert set(config.verify_methods) == {"crane", "gradxact", "actmean"}
