@@ -57,6 +57,10 @@ class MethodSpec:
             ``act``); ``None``: the run's site.
         verifiable: whether causal verification (group tests on held-out texts) applies.
         own_set_options: the scorer options the own-size rule accepts.
+        builder: ``(loaded, fit, validation, init_scores, *, budget, site, batching,
+            options, progress) -> (NeuronSet, reports)``: a method whose sets are built with
+            the model on the fit texts (``optimise``) rather than read off its scores; its
+            scorer then only gives the initial scores. ``None`` for every scored method.
     """
 
     name: str
@@ -68,6 +72,7 @@ class MethodSpec:
     site: str | None = None
     verifiable: bool = False
     own_set_options: tuple[str, ...] = ()
+    builder: str | Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if self.statistics not in STATISTICS:
@@ -86,6 +91,12 @@ class MethodSpec:
     @property
     def has_own_size(self) -> bool:
         return self.own_set is not None
+
+    def build(self, *args: Any, **kwargs: Any) -> Any:
+        """Build the sets with the model (methods with a ``builder`` only)."""
+        if self.builder is None:
+            raise ConfigError(f"{self.name!r} reads its sets off its scores; it has no builder.")
+        return _resolve(self.builder)(*args, **kwargs)
 
     def site_for(self, site: str) -> str:
         """The site of this method's sets in a run at ``site``."""
@@ -110,6 +121,11 @@ class MethodSpec:
         from crane.scoring.base import select_top
         from crane.scoring.budget import DEFAULT_FRACTION, Budget
 
+        if self.builder is not None:
+            raise ConfigError(
+                f"{self.name!r} builds its sets with the model (crane.identification."
+                "identify_methods), not from statistics alone; run it as a method of the run."
+            )
         options = dict(options or {})
         if budget is None and self.own_set is not None:
             own = {k: v for k, v in options.items() if k in self.own_set_options}
@@ -195,11 +211,12 @@ def registered_methods() -> list[MethodSpec]:
 
 def parse_methods(spec: str) -> list[str]:
     """``"crane,lape"`` → ``["crane", "lape"]`` (order kept, duplicates dropped); ``"all"`` →
-    every registered method."""
+    every registered method that reads its sets off statistics (``optimise``, which optimises
+    a mask through the model, runs only when named)."""
     load_plugins()
     names = [part.strip().lower() for part in spec.split(",") if part.strip()]
-    if names == ["all"]:
-        return method_names()
+    if names == ["all"]:  # every method read off statistics; a builder (optimise) is slow
+        return [n for n in method_names() if _REGISTRY[n].builder is None]
     unknown = [name for name in names if name not in _REGISTRY]
     if unknown or not names:
         raise ConfigError(
@@ -240,6 +257,11 @@ for _spec in (
     MethodSpec(
         "actmean", "activation", "crane.scoring.actmean:actmean_scores",
         "Mean |activation| on L minus the largest other language",
+    ),
+    MethodSpec(
+        "optimise", "activation", "crane.scoring.actmean:actmean_scores",
+        "Reference optimum: a hard top-k mask optimised for Sel on the fit texts (slow)",
+        builder="crane.optimise:optimise_sets",
     ),
     MethodSpec(
         "random", "control", None,

@@ -20,13 +20,15 @@ from crane.stats import LanguageStats, Stats
 
 
 def test_builtin_methods_are_registered_once_with_their_facts() -> None:
-    assert method_names() == ["crane", "gradxact", "lape", "kojima", "plnd", "actmean", "random"]
+    assert method_names() == [
+        "crane", "gradxact", "lape", "kojima", "plnd", "actmean", "optimise", "random"
+    ]
     assert method_names("relevance") == ["crane", "gradxact"]
     assert get_method("crane").relevance == "attnlrp" and get_method("crane").verifiable
     assert get_method("lape").site_for("down_in") == "act"
     assert get_method("kojima").site_for("down_in") == "down_in"
     assert [m for m in method_names() if get_method(m).has_own_size] == ["lape", "plnd"]
-    assert parse_methods("all") == method_names()
+    assert parse_methods("all") == [m for m in method_names() if m != "optimise"]  # slow
     assert parse_methods(" LAPE, crane,lape") == ["lape", "crane"]
 
 

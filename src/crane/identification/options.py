@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crane.collect import RelevanceOptions
+from crane.data.corpus import Corpus
 from crane.methods import registered_methods
 from crane.neurons import NeuronSet
+from crane.optimise import OptimiseOptions
 from crane.scoring import Budget
 from crane.stats import Stats
 from crane.verify import LanguageReport, VerifyOptions
@@ -39,6 +41,8 @@ class IdentifyOptions:
     ``rounds`` (v2 causal construction: masked re-estimation, exactly k, measured Δ)."""
     rounds: int = 4
     """Rounds of the ``rounds`` construction."""
+    optimise: OptimiseOptions = field(default_factory=OptimiseOptions)
+    """How the ``optimise`` method searches its mask."""
     max_texts: int | None = None
     """Most texts per language (the first ones)."""
     token_budget: int | None = None
@@ -86,3 +90,6 @@ class MethodsResult:
     seconds: dict[str, float]
     stats: dict[str, Stats] = field(default_factory=dict)
     """Statistics each method was scored on (activation methods share one object)."""
+    fit: Corpus | None = None
+    """The texts every method was fitted on (methods built with the model need them)."""
+    validation: Corpus | None = None

@@ -25,6 +25,7 @@ from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
 from crane.scoring import Budget
+from crane.scoring.budget import DEFAULT_FRACTION
 from crane.stats import Stats
 
 BudgetFor = Callable[[str, "Path | None"], "Budget | None"]
@@ -45,7 +46,9 @@ def budget_plan(
 
     reference = budget[len("match:") :] if budget.startswith("match:") else None
     controls = [m for m in methods if get_method(m).statistics == "control"]
-    methods = [m for m in methods if m not in controls] + controls  # a control copies a set
+    built = [m for m in methods if get_method(m).builder is not None]
+    # a method built with the model may start from another's scores; a control copies a set
+    methods = [m for m in methods if m not in controls and m not in built] + built + controls
     if controls:
         reference_method(methods, budget)  # fails early when there is nothing to copy
     if reference is not None and reference in methods:
@@ -125,7 +128,7 @@ def identify_methods(
     owner = Manifest(out, loaded.identity.key()) if out is not None else None
     fit, validation = _shared_split(corpus, base, methods, verify_methods)
     texts = _texts_provenance(fit, validation)
-    result = MethodsResult({}, {}, {})
+    result = MethodsResult({}, {}, {}, fit=fit, validation=validation)
     activation_stats: Stats | None = None
     for name in methods:
         spec = get_method(name)
@@ -151,7 +154,12 @@ def identify_methods(
                     chosen.for_language(lang, loaded.shape.n_neurons)
             result.stats[name] = activation_stats
             scorer_options = (method_options or {}).get(name)
-            if chosen is not None and validation is not None and _is_verified(
+            if spec.builder is not None:
+                chosen = chosen or Budget(fraction=DEFAULT_FRACTION)
+                neurons, result.reports[name] = built_set(
+                    loaded, name, result, activation_stats, base, chosen, progress
+                )
+            elif chosen is not None and validation is not None and _is_verified(
                 base, name, verify_methods
             ):
                 neurons, result.reports[name] = _verified_set(
@@ -254,6 +262,48 @@ def _verified_set(
         progress=progress,
     )
     return neurons, dict(built)
+
+
+def built_set(
+    loaded: LoadedModel,
+    name: str,
+    result: MethodsResult,
+    activation_stats: Stats,
+    base: IdentifyOptions,
+    budget: Budget,
+    progress: Progress,
+    *,
+    validate: bool = True,
+) -> tuple[NeuronSet, dict[str, Any]]:
+    """The sets of a method built with the model (``optimise``) on the run's fit texts,
+    initialised from the scores of ``base.optimise.init`` (default: crane when the run has it,
+    else actmean), measured on the validation texts when ``validate``."""
+    spec = get_method(name)
+    init_name = base.optimise.init or ("crane" if "crane" in result.stats else "actmean")
+    init_spec = get_method(init_name)
+    if init_spec.builder is not None or init_spec.statistics == "control":
+        raise ConfigError(
+            f"{name} cannot start from {init_name!r}: name a scored method (e.g. crane or "
+            "actmean) as optimise_init."
+        )
+    stats = result.stats.get(init_name)
+    if stats is None and init_spec.statistics == "activation":
+        stats = activation_stats
+    if stats is None:
+        raise ConfigError(
+            f"{name} starts from {init_name!r}, which this run does not compute; add it to "
+            "the run's methods or choose another optimise_init."
+        )
+    options = base.score_options() if init_spec.statistics == "relevance" else {}
+    init = init_spec.score(stats, **options)
+    init.method = init_name
+    assert result.fit is not None
+    neurons, reports = spec.build(
+        loaded, result.fit, result.validation if validate else None, init,
+        budget=budget, site=spec.site_for(base.relevance.site), batching=base.relevance,
+        options=replace(base.optimise, init=init_name), progress=progress,
+    )
+    return neurons, dict(reports)
 
 
 def reference_method(methods: list[str], budget: str) -> str:

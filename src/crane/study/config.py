@@ -23,7 +23,8 @@ IDENTIFY_KEYS = (
     "quantile", "profile", "normalize", "lam", "contrast_over", "z", "verify",
     "verify_methods", "verify_ratio", "verify_tests", "verify_mode", "rounds", "max_length",
     "batch_size", "batch_tokens", "seed", "token_budget", "shard_texts", "sweep_budgets",
-    "sweep_methods", "random_control",
+    "sweep_methods", "random_control", "optimise_steps", "optimise_lr", "optimise_texts",
+    "optimise_init",
 )
 """The keys a study's identify stage depends on (its cache key); not gradient checkpointing,
 which changes memory, not results, nor the dtype and device, which the model's identity
@@ -91,6 +92,15 @@ class StudyConfig:
     gradient_checkpointing: bool = False
     """Recompute each layer's forward in relevance collection's backward pass: less memory,
     about one more forward of time, the same statistics."""
+
+    optimise_steps: int = 30
+    """Steps of the ``optimise`` method's mask optimisation per language."""
+    optimise_lr: float = 0.1
+    """Its Adam step size on the standardised mask logits."""
+    optimise_texts: int = 8
+    """Fit texts of each language in one optimisation step."""
+    optimise_init: str | None = None
+    """The method whose scores start the optimisation (None: crane if run, else actmean)."""
 
     # evaluation
     bpb_corpus: str = "udhr"
@@ -230,6 +240,10 @@ class StudyConfig:
             raise ConfigError(f"rounds must be at least 1, got {self.rounds}.")
         if self.lam < 0 or self.z < 0:
             raise ConfigError(f"lam and z must not be negative, got {self.lam} and {self.z}.")
+        if self.optimise_init is not None:
+            from crane.methods import get_method
+
+            get_method(self.optimise_init)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -242,6 +256,7 @@ class StudyConfig:
         """The :class:`crane.identification.IdentifyOptions` this study identifies with."""
         from crane.collect import RelevanceOptions
         from crane.identification import IdentifyOptions
+        from crane.optimise import OptimiseOptions
         from crane.verify import VerifyOptions
 
         relevance = {field: getattr(self, key) for field, key in RELEVANCE_KEYS.items()}
@@ -255,6 +270,10 @@ class StudyConfig:
             token_budget=self.token_budget,
             verification=VerifyOptions(
                 ratio=self.verify_ratio, max_tests=self.verify_tests
+            ).validate(),
+            optimise=OptimiseOptions(
+                steps=self.optimise_steps, lr=self.optimise_lr,
+                texts_per_step=self.optimise_texts, init=self.optimise_init, seed=self.seed,
             ).validate(),
         )
 

@@ -141,7 +141,9 @@ def _sweep_sets(
     config: StudyConfig, found: Any, loaded: LoadedModel, out: Path
 ) -> dict[str, dict[str, str]]:
     """Unverified sets of the sweep methods at each sweep budget: method → budget → file."""
+    from crane.identification.run import built_set
     from crane.methods import get_method
+    from crane.progress import NullProgress
     from crane.scoring import Budget
 
     files: dict[str, dict[str, str]] = {}
@@ -150,10 +152,16 @@ def _sweep_sets(
         files[method] = {}
         for fraction in config.sweep_budgets:
             budget = Budget(count=max(1, round(float(fraction) * loaded.shape.n_neurons)))
-            options = config.score_options() if spec.statistics == "relevance" else None
-            neurons = spec.select(
-                found.stats[method], budget=budget, site=config.site, options=options
-            )
+            if spec.builder is not None:  # optimised again at every budget (fit texts only)
+                neurons, _ = built_set(
+                    loaded, method, found, found.stats[method], config.identify_options(),
+                    budget, NullProgress(), validate=False,
+                )
+            else:
+                options = config.score_options() if spec.statistics == "relevance" else None
+                neurons = spec.select(
+                    found.stats[method], budget=budget, site=config.site, options=options
+                )
             neurons.meta.update({"method": method, "sweep_fraction": float(fraction)})
             name = f"sweep/neurons-{method}@{float(fraction):g}.json"
             neurons.save(out / name)
