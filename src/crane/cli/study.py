@@ -68,11 +68,29 @@ def run_cmd(
 
 def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A study's run directory (holds study.json).")],
+    titles: Annotated[
+        bool,
+        typer.Option(
+            "--titles/--no-titles",
+            help="Draw each figure's title; --no-titles leaves it to a paper's caption "
+            "(panel titles, axis labels and legends stay).",
+        ),
+    ] = True,
+    latex: Annotated[
+        bool,
+        typer.Option(
+            "--latex",
+            help="Also write booktabs LaTeX tables with 95% intervals to report/tables/*.tex.",
+        ),
+    ] = False,
 ) -> None:
-    """Rebuild the figures and the HTML report from a study's saved results (no recomputation)."""
+    """Rebuild the figures (PNG, PDF, SVG), tables and the HTML report from a study's saved
+    results (no recomputation)."""
     from crane.report import build_report
 
-    path = build_report(run_dir)
+    path = build_report(run_dir, titles=titles, latex=latex)
     results = parse_json((run_dir / "study.json").read_text(encoding="utf-8"))
     print_study(results)
     console.print(f"report: {path}")
+    if latex:
+        console.print(f"LaTeX tables: {path.parent / 'tables'}/*.tex")

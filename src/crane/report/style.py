@@ -2,7 +2,10 @@
 
 Figures are built from matplotlib ``Figure`` objects and rendered with ``FigureCanvasAgg``:
 nothing touches pyplot's global state, so building a report never opens a window or changes a
-user's backend. :func:`figure_png` gives PNG bytes that depend only on the figure.
+user's backend. :func:`figure_png` gives PNG bytes that depend only on the figure;
+:func:`figure_files` gives the same figure as PNG, PDF and SVG, each without a date or a random
+id, so the same results give byte-identical files in every format. :func:`strip_titles` removes
+a figure's title for papers, where the caption carries it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import matplotlib
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -27,6 +31,8 @@ FONT = 10  # axis labels, tick labels, cell values
 SMALL = 9  # secondary text (intervals, reference labels); nothing is drawn smaller
 TITLE = 11  # panel titles
 SUPTITLE = 12  # figure titles
+
+FIGURE_FORMATS = ("png", "pdf", "svg")  # every report figure is written in each
 
 _TAB10 = [colormaps["tab10"](i) for i in range(10)]
 RANDOM_COLOR = "#7f7f7f"
@@ -144,6 +150,57 @@ def figure_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+# Vector output: matplotlib's defaults for saving, whatever the user's matplotlibrc says, then
+# TrueType (Type 42) fonts in PDFs (venues' PDF checks reject Type 3), glyphs as paths in SVGs
+# (no font needed to view them) and a fixed salt for the SVG ids (random otherwise).
+_VECTOR_RC = {
+    **{
+        key: value
+        for key, value in matplotlib.rcParamsDefault.items()
+        if key.startswith(("savefig.", "pdf.", "svg."))
+    },
+    "pdf.fonttype": 42,
+    "svg.fonttype": "path",
+    "svg.hashsalt": "crane-neurons",
+}
+# No creation date: the same figure gives the same bytes (the producer names matplotlib's version).
+_VECTOR_METADATA: dict[str, dict[str, Any]] = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
+
+
+def figure_files(fig: Figure) -> dict[str, bytes]:
+    """Render ``fig`` as ``{"png": ..., "pdf": ..., "svg": ...}``, bytes that depend only on it.
+
+    The PNG is drawn first (:func:`figure_png`, which runs the constrained layout); the layout is
+    then frozen, so that the PDF and SVG show exactly the PNG's arrangement (a second layout pass
+    would move things a little) and the figure no longer changes when drawn again.
+    """
+    png = figure_png(fig)
+    fig.set_layout_engine("none")
+    out = {"png": png}
+    for fmt in FIGURE_FORMATS[1:]:
+        buffer = io.BytesIO()
+        with matplotlib.rc_context(_VECTOR_RC):
+            fig.savefig(buffer, format=fmt, dpi=fig.dpi, metadata=_VECTOR_METADATA[fmt])
+        out[fmt] = buffer.getvalue()
+    return out
+
+
+def strip_titles(fig: Figure) -> Figure:
+    """Remove the title of ``fig`` (and of its subfigures) before it is drawn, for a paper whose
+    caption carries the title; the layout then gives its room to the panels.
+
+    Panel titles stay: they say which language, method or benchmark a panel shows (a caption
+    cannot), as do axis labels and legends.
+    """
+    for part in [fig, *getattr(fig, "subfigs", [])]:
+        title = getattr(part, "_suptitle", None)
+        if title is not None:
+            title.set_text("")
+            title.set_visible(False)
+            title.set_in_layout(False)
+    return fig
+
+
 def new_figure(width: float, height: float, title: str) -> Figure:
     """A constrained-layout figure at least as wide as its title needs, at most MAX_WIDTH."""
     title_width = max(len(line) for line in title.split("\n")) * 0.095 + 0.6
@@ -193,8 +250,10 @@ def finite_max(values: Iterable[np.ndarray], *, absolute: bool = False) -> float
 
 
 __all__ = [
+    "FIGURE_FORMATS",
     "as_float",
     "as_interval",
+    "figure_files",
     "figure_png",
     "finish_panel",
     "finite_max",
@@ -207,4 +266,5 @@ __all__ = [
     "new_figure",
     "present",
     "safe_id",
+    "strip_titles",
 ]
