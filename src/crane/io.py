@@ -148,12 +148,35 @@ def check_output_file(path: str | Path) -> Path:
     return target
 
 
-def parse_json(text: str) -> Any:
-    """``json.loads`` for files a user may hand us: nesting too deep for the parser (a
-    RecursionError) is a ``json.JSONDecodeError`` like any other malformed JSON, so every
-    reader's "not valid JSON" path covers it."""
+def parse_json(text: str, *, unique_keys: bool = False) -> Any:
+    """``json.loads`` for files a user may hand us: every way a text can fail to be JSON this
+    reader accepts is a ``json.JSONDecodeError``, so each reader's "not valid JSON" path covers
+    it — nesting too deep for the parser (a RecursionError), an integer too long for Python to
+    convert (over 4300 digits, a ValueError) and, with ``unique_keys``, an object that gives a
+    key twice (``json.loads`` would silently keep the last: ``{"1": [0], "1": [2]}`` would lose
+    neuron 0). Files crane writes never repeat a key; their readers pass ``unique_keys``."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_object if unique_keys else None)
+    except json.JSONDecodeError:
+        raise
     except RecursionError:
         raise json.JSONDecodeError("nested too deeply", text[:64], 0) from None
+    except _DuplicateKey as exc:
+        raise json.JSONDecodeError(f"key {exc.args[0]!r} given twice", text[:64], 0) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise json.JSONDecodeError(str(exc).split(";")[0], text[:64], 0) from None
 
+
+class _DuplicateKey(Exception):
+    """An object of a JSON text gives one key twice (raised inside the parser)."""
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj

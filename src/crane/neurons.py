@@ -45,6 +45,15 @@ def _whole(value: Any) -> int:
 _CANONICAL = re.compile(r"0|[1-9][0-9]*")
 
 
+def _short(number: int) -> str:
+    """A number for a message: as written, or its head and digit count when very long."""
+    try:
+        text = str(number)
+    except ValueError:  # more digits than Python converts
+        return "a number of thousands of digits"
+    return text if len(text) <= 20 else f"{text[:8]}… ({len(text)} digits)"
+
+
 def _clean_layers(layers: Mapping[Any, Iterable[Any]], where: str) -> LayerIndices:
     clean: LayerIndices = {}
     for layer, indices in layers.items():
@@ -62,10 +71,15 @@ def _clean_layers(layers: Mapping[Any, Iterable[Any]], where: str) -> LayerIndic
             raise NeuronSetError(
                 f"Neuron set {where} has a negative layer or neuron index; indices start at 0."
             )
-        if layer_i >= MAX_LAYER or (values and values[-1] >= MAX_INDEX):
+        if layer_i >= MAX_LAYER:
             raise NeuronSetError(
-                f"Neuron set {where} has layer {layer_i} or index {values[-1] if values else 0}, "
-                "larger than any model's; check the file."
+                f"Neuron set {where} has layer {_short(layer_i)}, larger than any model's "
+                f"(below {MAX_LAYER}); check the file."
+            )
+        if values and values[-1] >= MAX_INDEX:
+            raise NeuronSetError(
+                f"Neuron set {where} has neuron index {_short(values[-1])} in layer {layer_i}, "
+                f"larger than any model's MLP (below {MAX_INDEX}); check the file."
             )
         if layer_i in clean:
             raise NeuronSetError(
@@ -76,9 +90,17 @@ def _clean_layers(layers: Mapping[Any, Iterable[Any]], where: str) -> LayerIndic
     return dict(sorted(clean.items()))
 
 
+_LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_.:~+-]{0,63}")
+"""A set's key that is not a language code: a plain label such as a control's (``random``)."""
+_CODE_SHAPED = re.compile(r"[A-Za-z]{2,3}(?:[-_].*)?", re.DOTALL)
+"""A key that reads as a language code attempt (2-3 letters first): it must be a known code."""
+
+
 def _language_key(lang: Any) -> str:
-    """A set's language key: a language code normalised (``EN`` → ``en``), other labels (such
-    as a control's) kept as written."""
+    """A set's language key: a language code normalised (``EN`` → ``en``, ``zh_hans`` →
+    ``zh-Hans``), or a plain label (such as a control's, ``random``) kept as written; a key
+    shaped like a code that is no known code (``xq``), or one with spaces, markup or control
+    characters inside, is refused."""
     from crane.data.languages import normalize_language
     from crane.errors import LanguageError
 
@@ -88,7 +110,24 @@ def _language_key(lang: Any) -> str:
     try:
         return normalize_language(text)
     except LanguageError:
-        return text
+        pass
+    if _CODE_SHAPED.fullmatch(text):
+        raise NeuronSetError(
+            f"Neuron set language key {_shown(text)} is not a known language code; use an ISO "
+            "639 code such as en, zh-Hans or vi."
+        )
+    if not _LABEL.fullmatch(text):
+        raise NeuronSetError(
+            f"Neuron set language key {_shown(text)} is neither a language code (en, zh-Hans) "
+            "nor a plain label (a letter, then letters, digits or _ . : ~ + -, at most 64 "
+            "characters); rename it."
+        )
+    return text
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a one-line message (escapes visible, long texts cut)."""
+    return repr(text if len(text) <= 40 else text[:40] + "…")
 
 
 @dataclass
@@ -274,14 +313,17 @@ class NeuronSet:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "neuron set") -> NeuronSet:
+        """A set from its saved form (:meth:`to_dict`), read strictly: every field of the
+        right type and range, every index once, nothing silently merged or dropped."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise NeuronSetError(
                 f"{where} is not a crane neuron set (no \"format\": \"{FORMAT}\"); "
                 "save sets with NeuronSet.save or import LAPE files with crane neurons import-lape."
             )
-        if data.get("version") != FORMAT_VERSION:
+        version = data.get("version")
+        if type(version) is not int or version != FORMAT_VERSION:
             raise NeuronSetError(
-                f"{where} has format version {data.get('version')}, this crane reads version "
+                f"{where} has format version {version!r}, this crane reads version "
                 f"{FORMAT_VERSION}; recreate it with this version."
             )
         neurons = data.get("neurons")
@@ -289,23 +331,42 @@ class NeuronSet:
             raise NeuronSetError(
                 f"{where} has no valid \"neurons\" mapping (language → layer → indices)."
             )
-        for key in ("n_layers", "d_ff"):
+        if not neurons:
+            raise NeuronSetError(
+                f"{where} holds no language; a neuron set gives each language's neurons."
+            )
+        for key, bound in (("n_layers", MAX_LAYER), ("d_ff", MAX_INDEX)):
             value = data.get(key)
-            if value is not None and (type(value) is not int or value < 1):
+            if value is not None and (type(value) is not int or not 1 <= value <= bound):
                 raise NeuronSetError(
-                    f"{where} has {key} = {value!r}; it must be a positive whole number (or null)."
+                    f"{where} has {key} = {_short(value) if type(value) is int else repr(value)}; "
+                    f"it must be a positive whole number up to {bound} (or null)."
                 )
+        site = data.get("site", "down_in")
+        if not isinstance(site, str):
+            raise NeuronSetError(
+                f"{where} has site {site!r}; it must be one of: {', '.join(SITES)}."
+            )
         meta = data.get("meta") or {}
         if not isinstance(meta, dict):
             raise NeuronSetError(f"{where} has a 'meta' that is not a JSON object; fix or drop it.")
-        if meta.get("model") is not None and not isinstance(meta["model"], dict):
+        model = meta.get("model")
+        if model is not None and not isinstance(model, dict):
             raise NeuronSetError(
-                f"{where} records its model as {type(meta['model']).__name__}, not an object of "
+                f"{where} records its model as {type(model).__name__}, not an object of "
                 "provenance; fix or drop meta.model."
             )
+        if model is not None and model.get("spec") is not None and not isinstance(
+            model["spec"], str
+        ):
+            raise NeuronSetError(
+                f"{where} records meta.model.spec = {model['spec']!r}, not a model name or path; "
+                "fix or drop it."
+            )
+        _refuse_repeats(neurons, where)
         return cls(
             neurons=neurons,
-            site=str(data.get("site", "down_in")),
+            site=site,
             n_layers=data.get("n_layers"),
             d_ff=data.get("d_ff"),
             meta=dict(meta),
@@ -345,10 +406,15 @@ class NeuronSet:
         if path.suffix == ".safetensors":
             return cls._load_safetensors(path)
         try:
-            data = parse_json(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = parse_json(path.read_text(encoding="utf-8"), unique_keys=True)
+        except UnicodeDecodeError:
             raise NeuronSetError(
-                f"Neuron set file {path} is not valid JSON ({exc.__class__.__name__}); "
+                f"Neuron set file {path} is not valid JSON (not UTF-8 text); "
+                "save sets with NeuronSet.save."
+            ) from None
+        except json.JSONDecodeError as exc:
+            raise NeuronSetError(
+                f"Neuron set file {path} is not valid JSON ({exc.msg}); "
                 "save sets with NeuronSet.save."
             ) from None
         return cls.from_dict(data, where=f"Neuron set file {path}")
@@ -360,7 +426,9 @@ class NeuronSet:
         where = f"Neuron set file {path}"
         try:
             with safe_open(str(path), framework="pt") as handle:
-                header = parse_json((handle.metadata() or {}).get("crane", "null"))
+                header = parse_json(
+                    (handle.metadata() or {}).get("crane", "null"), unique_keys=True
+                )
                 masks = {key: handle.get_tensor(key) for key in handle.keys()}
         except (SafetensorError, OSError, ValueError) as exc:
             raise NeuronSetError(
@@ -368,13 +436,48 @@ class NeuronSet:
             ) from None
         if not isinstance(header, dict):
             raise NeuronSetError(f"{where} has no crane metadata; save sets with NeuronSet.save.")
+        shapes = {tuple(mask.shape) for mask in masks.values()}
+        for lang, mask in masks.items():
+            if mask.dim() != 2 or mask.dtype != torch.bool:
+                raise NeuronSetError(
+                    f"{where}: mask {lang!r} is not a boolean [n_layers, d_ff] tensor "
+                    f"({mask.dtype}, {list(mask.shape)}); save sets with NeuronSet.save."
+                )
+        recorded = (header.get("n_layers"), header.get("d_ff"))
+        if len(shapes) > 1 or (shapes and None not in recorded and shapes != {recorded}):
+            raise NeuronSetError(
+                f"{where}: its masks have shapes {sorted(shapes)} but the set records "
+                f"[{recorded[0]}, {recorded[1]}]; save sets with NeuronSet.save."
+            )
         neurons = {}
         for lang, mask in masks.items():
-            if mask.dim() != 2:
-                raise NeuronSetError(f"{where}: mask {lang!r} is not [n_layers, d_ff].")
             layers, idx = torch.nonzero(mask, as_tuple=True)
             per_layer: dict[int, list[int]] = {}
             for layer, j in zip(layers.tolist(), idx.tolist(), strict=True):
                 per_layer.setdefault(layer, []).append(j)
             neurons[lang] = per_layer
         return cls.from_dict({**header, "neurons": neurons}, where=where)
+
+
+def _refuse_repeats(neurons: Mapping[Any, Any], where: str) -> None:
+    """Raise NeuronSetError when a language of a saved set lists one neuron twice in a layer
+    (crane writes each once; a repeat means the file was edited or made by other code, and
+    keeping one copy would silently change its size)."""
+    for lang, layers in neurons.items():
+        if not isinstance(layers, Mapping):
+            continue
+        for layer, indices in layers.items():
+            if not isinstance(indices, list):
+                continue
+            seen: set[int] = set()
+            for value in indices:
+                try:
+                    index = _whole(value)
+                except (TypeError, ValueError, OverflowError):
+                    continue  # reported by the constructor's checks
+                if index in seen:
+                    raise NeuronSetError(
+                        f"{where}: language {_shown(str(lang))}, layer {_shown(str(layer))} lists "
+                        f"neuron {_short(index)} twice; give each neuron once."
+                    )
+                seen.add(index)
