@@ -38,8 +38,28 @@ from crane.results import StudyResults
 
 REPORT_DIR = "report"
 TABLES_DIR = "tables"
-_FIGURE_PREFIXES = ("masking-", "selectivity", "sweep", "layers", "overlap-", "relevance")
-_TABLE_PREFIXES = ("delta-", "metrics", "unmasked", "sets", "sweep", "overlap", "relevance")
+_FIGURE_PREFIXES = (
+    "masking-",
+    "selectivity",
+    "sweep",
+    "frontier",
+    "layers",
+    "overlap-",
+    "relevance",
+)
+_TABLE_PREFIXES = (
+    "delta-",
+    "metrics",
+    "unmasked",
+    "sets",
+    "sweep",
+    "frontier",
+    "paired",
+    "efficiency",
+    "verdicts",
+    "overlap",
+    "relevance",
+)
 _LATEX_PREFIXES = ("selectivity-", "delta-", "unmasked")
 
 
