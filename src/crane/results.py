@@ -24,6 +24,10 @@ from crane.io import parse_json
 
 FORMAT = "crane-study/1"
 METRIC_NAMES = ("damage", "off_target", "sel", "dd")
+MIN_UNITS = 30
+"""Fewer texts or items than this under a bootstrap interval: the report and the CLI warn."""
+SELECTIVE, NOT_SELECTIVE = "selective", "no selective set at k"
+"""A set's verdict against the layer-matched random control (``Comparisons.verdict``)."""
 
 T = TypeVar("T")
 Leaf = Callable[[Any, str], Any]  # checks one value at a place and returns what to keep
@@ -133,13 +137,47 @@ class RelevanceEntry:
 
 @dataclass(frozen=True)
 class SweepSeries:
-    """Damage on the target language and mean off-target damage, one value per budget."""
+    """Damage on the target language and mean off-target damage, one value per budget, with
+    95% intervals and Sel; ``at_off_target``: off-target level → own damage there (the
+    frontier, interpolated; ``None`` where the sweep does not reach the level)."""
 
     target: tuple[float | None, ...] = ()
     off_target: tuple[float | None, ...] = ()
+    target_ci: tuple[Interval | None, ...] = ()
+    off_target_ci: tuple[Interval | None, ...] = ()
+    sel: tuple[float | None, ...] = ()
+    sel_ci: tuple[Interval | None, ...] = ()
+    at_off_target: Mapping[str, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": list(self.target), "off_target": list(self.off_target)}
+        out: dict[str, Any] = {"target": list(self.target), "off_target": list(self.off_target)}
+        for name in ("target_ci", "off_target_ci", "sel", "sel_ci"):
+            if getattr(self, name):
+                out[name] = _plain(getattr(self, name))
+        if self.at_off_target:
+            out["at_off_target"] = dict(self.at_off_target)
+        return out
+
+
+@dataclass(frozen=True)
+class Comparisons:
+    """Methods compared on the same resamples of one benchmark (``crane.study.assemble``):
+    ``paired`` A → B → L → ``{diff, ci}`` (Sel(A) − Sel(B)); ``efficiency`` method → L →
+    ``{value, ci}`` (Sel / Sel* of ``optimise``); ``verdict`` method → L → ``selective`` or
+    ``no selective set at k`` (against the layer-matched random control)."""
+
+    paired: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]] = field(
+        default_factory=dict
+    )
+    efficiency: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    verdict: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "paired": _plain(self.paired),
+            "efficiency": _plain(self.efficiency),
+            "verdict": _plain(self.verdict),
+        }
 
 
 @dataclass(frozen=True)
@@ -193,6 +231,7 @@ class StudyResults:
     verification: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     benchmarks: Mapping[str, BenchmarkResults] = field(default_factory=dict)
     metrics: Mapping[str, Mapping[str, Mapping[str, Metric]]] = field(default_factory=dict)
+    comparisons: Mapping[str, Comparisons] = field(default_factory=dict)
     relevance: Mapping[str, Mapping[str, RelevanceEntry]] = field(default_factory=dict)
     relevance_source: str | None = None
     sweep: Sweep | None = None
@@ -233,7 +272,7 @@ class StudyResults:
         out |= {"languages": list(self.languages), "methods": list(self.methods)}
         out |= _some(reference_method=self.reference_method, seed=self.seed)
         out |= _some(config=_plain(self.config), identify_corpus=self.identify_corpus)
-        for name in ("sets", "verification", "benchmarks", "metrics", "relevance"):
+        for name in ("sets", "verification", "benchmarks", "metrics", "comparisons", "relevance"):
             out[name] = _plain(getattr(self, name))
         out |= _some(relevance_source=self.relevance_source)
         out |= _some(sweep=self.sweep.to_dict() if self.sweep is not None else None)
@@ -386,6 +425,9 @@ def _parse(data: Any, where: str) -> StudyResults:
         metrics=check.under(
             top, "metrics", "", "benchmark method language", partial(_metric, check)
         ),
+        comparisons=check.under(
+            top, "comparisons", "", "benchmark", partial(_comparisons, check)
+        ),
         relevance=check.under(top, "relevance", "", "method language", partial(_relevance, check)),
         relevance_source=text(top.get("relevance_source"), "relevance_source"),
         sweep=None if sweep is None else _sweep(check, sweep),
@@ -457,10 +499,16 @@ def _sweep(check: _Check, value: Any) -> Sweep:
 
     def series(v: Any, p: str) -> SweepSeries:
         entry = check.obj(v, p)
-        return SweepSeries(
-            target=check.row(entry.get("target", []), f"{p}.target", check.number),
-            off_target=check.row(entry.get("off_target", []), f"{p}.off_target", check.number),
-        )
+        rows = {
+            name: check.row(entry.get(name, []), f"{p}.{name}", leaf)
+            for name, leaf in (
+                ("target", check.number), ("off_target", check.number), ("sel", check.number),
+                ("target_ci", check.interval), ("off_target_ci", check.interval),
+                ("sel_ci", check.interval),
+            )
+        }
+        at = check.under(entry, "at_off_target", p, "level", check.number)
+        return SweepSeries(**rows, at_off_target=at)
 
     budget = partial(check.number, null=False)
     return Sweep(
@@ -469,6 +517,32 @@ def _sweep(check: _Check, value: Any) -> Sweep:
         verified=check.flag(data.get("verified"), "sweep.verified"),
         methods=check.under(data, "methods", "sweep", "method language", series),
         extra=extra,
+    )
+
+
+def _comparisons(check: _Check, value: Any, place: str) -> Comparisons:
+    data = check.obj(value, place)
+
+    def paired(v: Any, p: str) -> Mapping[str, Any]:
+        entry = check.obj(v, p)
+        return {
+            "diff": check.number(entry.get("diff"), f"{p}.diff"),
+            "ci": check.interval(entry.get("ci"), f"{p}.ci"),
+        }
+
+    def ratio(v: Any, p: str) -> Mapping[str, Any]:
+        entry = check.obj(v, p)
+        return {
+            "value": check.number(entry.get("value"), f"{p}.value"),
+            "ci": check.interval(entry.get("ci"), f"{p}.ci"),
+        }
+
+    return Comparisons(
+        paired=check.under(data, "paired", place, "method method language", paired),
+        efficiency=check.under(data, "efficiency", place, "method language", ratio),
+        verdict=check.under(
+            data, "verdict", place, "method language", partial(check.text, null=False)
+        ),
     )
 
 
@@ -487,9 +561,13 @@ def _overlap(check: _Check, value: Any) -> Overlap:
 __all__ = [
     "FORMAT",
     "METRIC_NAMES",
+    "MIN_UNITS",
+    "NOT_SELECTIVE",
+    "SELECTIVE",
     "NO_METRIC",
     "NO_RELEVANCE",
     "BenchmarkResults",
+    "Comparisons",
     "Interval",
     "Matrix",
     "Metric",

@@ -153,3 +153,35 @@ def test_paired_difference_uses_the_same_resamples() -> None:
     # pairing: narrower than the unpaired spread of the two Sel intervals combined
     a_ci, b_ci = out["metrics"]["a"]["en"]["sel_ci"], out["metrics"]["b"]["en"]["sel_ci"]
     assert high - low < (a_ci[1] - a_ci[0]) + (b_ci[1] - b_ci[0])
+
+
+def test_own_damage_at_a_fixed_off_target_damage_is_read_along_the_sweep() -> None:
+    from crane.evaluation.metrics import own_at_off_target
+
+    off, own = [0.02, 0.1, 0.4], [0.5, 1.5, 2.0]
+    assert own_at_off_target(off, own, 0.01) == pytest.approx(0.25)  # from the empty set (0, 0)
+    assert own_at_off_target(off, own, 0.05) == pytest.approx(0.5 + 1.0 * 0.03 / 0.08)
+    assert own_at_off_target(off, own, 0.2) == pytest.approx(1.5 + 0.5 / 3)
+    assert own_at_off_target(off, own, 0.5) is None  # never reached: no extrapolation
+    assert own_at_off_target([0.1, float("nan")], [1.0, 2.0], 0.2) is None
+
+
+def test_comparisons_pair_methods_and_judge_sets_against_the_random_control() -> None:
+    from crane.study.assemble import comparisons
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.05, 201)
+    replicates = {
+        "crane": {"en": 0.02 + noise, "zh": 1.0 + noise},
+        "random": {"en": 0.0 + rng.normal(0, 0.05, 201), "zh": 0.0 + noise},
+        "optimise": {"en": 0.5 + noise, "zh": 2.0 + noise},
+    }
+    out = comparisons(replicates, ["en", "zh"])
+    zh = out["paired"]["crane"]["random"]["zh"]
+    assert zh["diff"] == pytest.approx(1.0) and zh["ci"][0] == pytest.approx(1.0)  # same noise
+    assert out["verdict"]["crane"] == {"en": "no selective set at k", "zh": "selective"}
+    assert "random" not in out["verdict"]
+    assert out["efficiency"]["crane"]["zh"]["value"] == pytest.approx(
+        (1.0 + noise[0]) / (2.0 + noise[0])
+    )
+    assert out["efficiency"]["optimise"]["en"]["value"] == pytest.approx(1.0)

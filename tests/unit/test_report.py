@@ -46,6 +46,7 @@ def synthetic_results(methods: list[str] = METHODS, langs: list[str] = LANGS) ->
     }
     benchmarks: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
+    comparisons: dict[str, Any] = {}
     specs = {
         "bpb": (
             "Bits per byte, held-out UDHR",
@@ -104,6 +105,33 @@ def synthetic_results(methods: list[str] = METHODS, langs: list[str] = LANGS) ->
             "delta_ci": delta_ci,
         }
         metrics[name] = per_method
+        paired = {
+            a: {
+                b: {
+                    x: {
+                        "diff": per_method[a][x]["sel"] - per_method[b][x]["sel"],
+                        "ci": _interval(
+                            rng, per_method[a][x]["sel"] - per_method[b][x]["sel"], 0.04
+                        ),
+                    }
+                    for x in langs
+                }
+                for b in methods
+                if b != a
+            }
+            for a in methods
+        }
+        verdict = {
+            m: {
+                x: "selective"
+                if "random" not in methods or paired[m]["random"][x]["ci"][0] > 0
+                else "no selective set at k"
+                for x in langs
+            }
+            for m in methods
+            if m != "random"
+        }
+        comparisons[name] = {"paired": paired, "efficiency": {}, "verdict": verdict}
 
     sets: dict[str, Any] = {}
     for m in methods:
@@ -140,9 +168,20 @@ def synthetic_results(methods: list[str] = METHODS, langs: list[str] = LANGS) ->
         sweep_methods[m] = {}
         for x in langs:
             growth = np.cumsum(rng.uniform(0.05, 0.4, len(BUDGETS)))
+            target = [round(float(v), 6) for v in growth]
+            off = [round(float(v) * 0.3, 6) for v in growth]
             sweep_methods[m][x] = {
-                "target": [round(float(v), 6) for v in growth],
-                "off_target": [round(float(v) * 0.3, 6) for v in growth],
+                "target": target,
+                "off_target": off,
+                "target_ci": [_interval(rng, v, 0.03) for v in target],
+                "off_target_ci": [_interval(rng, v, 0.01) for v in off],
+                "sel": [round(t - o, 6) for t, o in zip(target, off, strict=True)],
+                "sel_ci": [_interval(rng, t - o, 0.03) for t, o in zip(target, off, strict=True)],
+                "at_off_target": {
+                    "0.05": round(0.05 / 0.3, 6) if off[0] <= 0.05 <= off[-1] or off[0] >= 0.05
+                    else None,
+                    "0.2": round(0.2 / 0.3, 6) if off[-1] >= 0.2 else None,
+                },
             }
     between_methods = {
         x: {
@@ -189,6 +228,7 @@ def synthetic_results(methods: list[str] = METHODS, langs: list[str] = LANGS) ->
         },
         "benchmarks": benchmarks,
         "metrics": metrics,
+        "comparisons": comparisons,
         "relevance": relevance,
         "sweep": {"budgets": BUDGETS, "benchmark": "bpb", "methods": sweep_methods},
         "overlap": {"between_methods": between_methods, "between_languages": between_languages},
@@ -226,6 +266,7 @@ def test_html_is_self_contained_and_names_everything(built: tuple[dict[str, Any]
         "masking-choice",
         "selectivity",
         "sweep",
+        "frontier",
         "layers",
         "overlap-methods",
         "overlap-languages",
@@ -279,12 +320,45 @@ def test_csv_tables_hold_the_json_numbers(built: tuple[dict[str, Any], Path]) ->
         assert row["jaccard"] == results["overlap"][row["kind"]][row["group"]][row["a"]][row["b"]]
 
 
+def test_sel_is_the_headline_with_verdicts_comparisons_and_the_frontier(
+    built: tuple[dict[str, Any], Path],
+) -> None:
+    results, index = built
+    html = index.read_text(encoding="utf-8")
+    assert "5× target" not in html and "target line" not in html
+    assert html.index("<th>Sel</th>") < html.index("<th>DD</th>")  # Sel first, DD secondary
+    assert "fewer than 30 texts or items" in html  # bpb rests on 15 texts per language
+    assert "Sel(method) − Sel(crane), paired" in html and "Sel(method) − Sel(random)" in html
+    verdicts = results["comparisons"]["bpb"]["verdict"]
+    weak = sum(v == "no selective set at k" for per in verdicts.values() for v in per.values())
+    assert html.count("no selective set at k</span>") == weak * 1 + sum(
+        v == "no selective set at k"
+        for per in results["comparisons"]["choice"]["verdict"].values()
+        for v in per.values()
+    )
+    tables = index.parent / "tables"
+    paired = pd.read_csv(tables / "paired.csv")
+    row = paired[(paired.method == "crane") & (paired.versus == "lape") & (paired.language == "zh")]
+    expected = results["comparisons"]["bpb"]["paired"]["crane"]["lape"]["zh"]["diff"]
+    assert row[row.benchmark == "bpb"].sel_difference.item() == expected
+    frontier = pd.read_csv(tables / "frontier.csv", keep_default_na=False, na_values=[""])
+    assert set(frontier.off_target_level) == {0.05, 0.2}
+    entry = results["sweep"]["methods"]["crane"]["en"]["at_off_target"]["0.2"]
+    got = frontier[(frontier.method == "crane") & (frontier.language == "en")]
+    value = got[got.off_target_level == 0.2].own_damage.item()
+    assert (math.isnan(value) and entry is None) or value == entry
+    assert '<h2 id="frontier">' in html and '<h2 id="comparisons">' in html
+
+
 def test_same_results_give_identical_files(
     built: tuple[dict[str, Any], Path], tmp_path: Path
 ) -> None:
     results, index = built
     files = _files(index.parent)
-    assert len(files) == 8 + 1 + 8  # figures, index.html, tables
+    figures = [f for f in files if f.endswith(".png")]
+    tables = [f for f in files if f.startswith("tables/")]
+    assert len(figures) == 9 and len(tables) == 11  # with paired, verdicts and frontier
+    assert all(f[:-4] + ext in files for f in figures for ext in (".pdf", ".svg"))
     # the pipeline's path: the in-memory dict, into another run directory
     again = build_report(tmp_path, results=copy.deepcopy(results))
     assert _files(again.parent) == files

@@ -12,7 +12,9 @@ from crane.manifest import Manifest
 from crane.study import StudyConfig, load_config, run_study
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "choice"
-TABLE_KEYS = ("benchmarks", "metrics", "relevance", "sets", "overlap", "sweep")
+TABLE_KEYS = (
+    "benchmarks", "metrics", "comparisons", "relevance", "sets", "overlap", "sweep"
+)
 
 
 def tiny_config(model_dir: Path, **overrides) -> StudyConfig:
@@ -78,7 +80,14 @@ def test_study_has_every_part(study) -> None:
     choice = results["benchmarks"]["choice"]
     assert choice["higher_is_better"] and all(0 <= v <= 1 for v in choice["none"].values())
     assert results["sweep"]["budgets"] == [0.02, 0.05]
-    assert len(results["sweep"]["methods"]["gradxact"]["en"]["target"]) == 2
+    series = results["sweep"]["methods"]["gradxact"]["en"]
+    assert len(series["target"]) == 2 and len(series["sel_ci"]) == 2
+    assert series["sel"][0] == pytest.approx(series["target"][0] - series["off_target"][0])
+    assert set(series["at_off_target"]) == {"0.05", "0.2"}
+    compared = results["comparisons"]["bpb"]
+    a, b = compared["paired"]["gradxact"]["random"]["zh"]["diff"], results["metrics"]["bpb"]
+    assert a == pytest.approx(b["gradxact"]["zh"]["sel"] - b["random"]["zh"]["sel"])
+    assert set(compared["verdict"]) == set(results["methods"]) - {"random"}
     assert set(results["relevance"]["lape"]["en"]["rc"]) == {"en", "zh", "vi"}
     stored = json.loads((out / "study.json").read_text())
     assert stored["benchmarks"] == json.loads(json.dumps(results["benchmarks"]))

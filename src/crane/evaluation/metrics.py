@@ -52,7 +52,7 @@ def accuracy_units(correct: np.ndarray) -> Units:
     return Units(values, np.ones_like(values))
 
 
-def _interval(samples: np.ndarray) -> list[float]:
+def interval(samples: np.ndarray) -> list[float]:
     """Percentile interval of finite samples (``[nan, nan]`` when there are none)."""
     finite = samples[np.isfinite(samples)]
     if finite.size == 0:
@@ -170,7 +170,7 @@ def matrix_metrics(
                 lang: float(values[lang][0, column[condition]]) for lang in languages
             }
             out["delta"][method][masked] = {lang: float(d[lang][0]) for lang in languages}
-            out["delta_ci"][method][masked] = {lang: _interval(d[lang][1:]) for lang in languages}
+            out["delta_ci"][method][masked] = {lang: interval(d[lang][1:]) for lang in languages}
             if masked not in d:
                 continue
             damage = sign * d[masked]
@@ -180,22 +180,48 @@ def matrix_metrics(
             replicates.setdefault(method, {})[masked] = sel
             metrics[method][masked] = {
                 "damage": float(damage[0]),
-                "damage_ci": _interval(damage[1:]),
+                "damage_ci": interval(damage[1:]),
                 "off_target": float(off[0]),
-                "off_target_ci": _interval(off[1:]),
+                "off_target_ci": interval(off[1:]),
                 "sel": float(sel[0]),
-                "sel_ci": _interval(sel[1:]),
+                "sel_ci": interval(sel[1:]),
                 "dd": float(dd[0]),
-                "dd_ci": _interval(dd[1:]),
+                "dd_ci": interval(dd[1:]),
             }
     return {**out, "metrics": metrics, **({"replicates": replicates} if keep_replicates else {})}
+
+
+def own_at_off_target(
+    off_target: Sequence[float], own: Sequence[float], level: float
+) -> float | None:
+    """Own damage where the off-target damage reaches ``level``, read along a budget sweep.
+
+    The points ``(off_target[i], own[i])`` are taken in budget order, starting from the empty
+    set ``(0, 0)``; the value is interpolated linearly on the first segment whose off-target
+    damage crosses ``level``. ``None`` when the sweep never reaches it (or a point is
+    undefined before it does): the frontier does not extrapolate.
+    """
+    xs, ys = [0.0], [0.0]
+    for x, y in zip(off_target, own, strict=True):
+        if x is None or y is None or not (math.isfinite(x) and math.isfinite(y)):
+            return None
+        xs.append(float(x))
+        ys.append(float(y))
+    for i in range(1, len(xs)):
+        lo, hi = sorted((xs[i - 1], xs[i]))
+        if lo <= level <= hi:
+            if xs[i] == xs[i - 1]:
+                return ys[i - 1]
+            t = (level - xs[i - 1]) / (xs[i] - xs[i - 1])
+            return ys[i - 1] + t * (ys[i] - ys[i - 1])
+    return None
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     """Sel(A) − Sel(B) with its paired percentile interval: both replicate arrays come from
     the same resamples of the same units (:func:`matrix_metrics` ``keep_replicates``)."""
     diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    return {"diff": float(diff[0]), "ci": _interval(diff[1:])}
+    return {"diff": float(diff[0]), "ci": interval(diff[1:])}
 
 
 def positive_profiles(stats: Stats) -> dict[str, torch.Tensor]:

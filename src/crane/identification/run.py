@@ -298,8 +298,19 @@ def built_set(
     init = init_spec.score(stats, **options)
     init.method = init_name
     assert result.fit is not None
+    from crane.shards import texts_within_budget
+
+    fit = Corpus(  # the texts every collector of the run read (max_texts, token_budget)
+        {
+            lang: texts_within_budget(
+                loaded.tokenizer, result.fit[lang], base.max_texts, base.token_budget
+            )
+            for lang in result.fit.languages
+        },
+        dict(result.fit.provenance),
+    )
     neurons, reports = spec.build(
-        loaded, result.fit, result.validation if validate else None, init,
+        loaded, fit, result.validation if validate else None, init,
         budget=budget, site=spec.site_for(base.relevance.site), batching=base.relevance,
         options=replace(base.optimise, init=init_name), progress=progress,
     )

@@ -19,23 +19,30 @@ from crane.report.overlap import overlap_between_languages, overlap_between_meth
 from crane.report.relevance import relevance_capture
 from crane.report.selectivity import selectivity_summary
 from crane.report.style import figure_png, format_number, language_label, method_colors, safe_id
-from crane.report.sweep import budget_sweep
+from crane.report.sweep import budget_sweep, selectivity_frontier
 from crane.results import StudyResults
 
 CAPTIONS: dict[str, str] = {
     "selectivity": (
-        "Diagonal dominance DD_L = D_L(L) ÷ mean over E≠L of D_L(E): how many times more a set "
-        "damages its own language than the others, per benchmark. Bars: methods, grouped by "
-        "language; whiskers: 95% bootstrap interval. The dotted line at 1 means no "
-        "selectivity, the dashed line marks the 5× target. A log axis is used when values span "
-        "more than 20×; a DD at or below zero (off-target improvement or no own damage) is then "
-        "drawn as a ▼ at the bottom with its value."
+        "Selectivity Sel_L = D_L(L) − mean over E≠L of D_L(E): how much more a set damages its "
+        "own language than the others on average, in the benchmark's unit, per benchmark. "
+        "Bars: methods, grouped by language; whiskers: 95% bootstrap interval. A hatched bar "
+        "is a set whose Sel does not clear the layer-matched random control (paired 95% "
+        "interval of the difference not above 0): no selective set at that budget."
     ),
     "sweep": (
         "Budget sweep: damage on the target language (solid) and the mean damage on the other "
         "languages (dashed, open markers) as the number of masked neurons grows, in % of all "
         "MLP neurons. A selective method keeps the dashed line near zero while the solid line "
         "rises."
+    ),
+    "frontier": (
+        "Selectivity frontier: for each method, the own-language damage (y) against the mean "
+        "damage on the other languages (x) of its sweep sets, from the empty set at (0, 0) "
+        "through each budget; whiskers: 95% bootstrap intervals on both axes. Stars: the "
+        "study's sets at the main budget. A better method lies higher at the same x; the "
+        "dotted lines mark the off-target damages at which the frontier table reads the own "
+        "damage (interpolated), the grey diagonal is Sel = 0."
     ),
     "layers": (
         "Layer distribution: how many of each method's neurons sit in each layer, one panel per "
@@ -72,6 +79,7 @@ def make_figures(results: StudyResults) -> list[tuple[str, str, Figure]]:
     makers: list[tuple[str, Callable[[StudyResults], Figure | None]]] = [
         ("selectivity", selectivity_summary),
         ("sweep", budget_sweep),
+        ("frontier", selectivity_frontier),
         ("layers", layer_histograms),
         ("overlap-methods", overlap_between_methods),
         ("overlap-languages", overlap_between_languages),
@@ -98,5 +106,6 @@ __all__ = [
     "overlap_between_methods",
     "relevance_capture",
     "safe_id",
+    "selectivity_frontier",
     "selectivity_summary",
 ]

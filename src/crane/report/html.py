@@ -21,7 +21,7 @@ from crane.report.style import (
     language_label,
     present,
 )
-from crane.results import NO_METRIC, StudyResults
+from crane.results import MIN_UNITS, NO_METRIC, NOT_SELECTIVE, SELECTIVE, StudyResults
 
 _CSS = """
 :root { --fg: #1d1d1f; --muted: #5f6368; --line: #d9dce1; --soft: #f5f6f8; --accent: #2a5599; }
@@ -49,6 +49,8 @@ th.row, td.row { text-align: left; }
 td .ci { display: block; color: var(--muted); font-size: 0.86em; }
 td.hit { background: #e7f4e7; }
 td.na { color: var(--muted); }
+td.weak { background: #f6ecec; }
+p.warn { color: #8a4b00; }
 figure { margin: 18px 0 30px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: 0.92em; max-width: 980px; margin-top: 6px; }
@@ -134,14 +136,31 @@ def _header(results: StudyResults) -> str:
     return "\n".join(out)
 
 
+def _few_units(results: StudyResults, name: str) -> str:
+    """A warning when the benchmark's intervals rest on fewer than :data:`MIN_UNITS` units."""
+    bench = results.benchmarks.get(name)
+    if bench is None:
+        return ""
+    few = {x: n for x, n in bench.items.items() if isinstance(n, int) and n < MIN_UNITS}
+    if not few:
+        return ""
+    listed = ", ".join(f"{language_label(x)} {n}" for x, n in few.items())
+    return (
+        f'<p class="warn">Warning: these intervals rest on fewer than {MIN_UNITS} texts or '
+        f"items per language ({_e(listed)}); a bootstrap over so few units is rough.</p>"
+    )
+
+
 def _summary(results: StudyResults) -> str:
     metrics = results.metrics
     out = [
-        "<p>Per benchmark, method (rows) and masked language: <b>damage</b> D<sub>L</sub>(L) "
-        "on the masked language itself (Δ for bits per byte, −Δ for accuracy, so larger is "
-        "more harm), <b>DD</b> = own damage ÷ mean damage on the other languages, and "
-        "<b>Sel</b> = own damage − mean damage on the other languages, each with its 95% "
-        "bootstrap interval. DD cells at or above the 5× target are shaded.</p>"
+        "<p>Per benchmark, method (rows) and masked language: <b>Sel</b> = own damage − mean "
+        "damage on the other languages (the headline), the <b>damage</b> D<sub>L</sub>(L) on "
+        "the masked language itself (Δ for bits per byte, −Δ for accuracy, so larger is more "
+        "harm), the mean <b>off-target</b> damage, and <b>DD</b> = own ÷ off-target damage "
+        "(secondary: it explodes when the others barely move), each with its 95% bootstrap "
+        "interval. A Sel cell marked “no selective set at k” does not clear the layer-matched "
+        "random control (the paired interval of the difference is not above 0).</p>"
     ]
     if not metrics:
         return '<p class="muted">This study computed no metrics.</p>'
@@ -152,6 +171,8 @@ def _summary(results: StudyResults) -> str:
         title = (bench.title if bench else None) or name
         unit = bench.unit if bench else None
         higher_is_better = bench.higher_is_better if bench else None
+        compared = results.comparisons.get(name)
+        verdict = compared.verdict if compared is not None else {}
         direction = ""
         if higher_is_better is not None:
             direction = (
@@ -163,24 +184,124 @@ def _summary(results: StudyResults) -> str:
             f'<h3>{_e(title)} <span class="muted">({_e(name)}'
             f"{', ' + _e(unit) if unit else ''}){_e(direction)}</span></h3>"
         )
+        out.append(_few_units(results, name))
         out.append('<div class="scroll"><table>')
         out.append(
             '<tr><th class="row" rowspan="2">method</th>'
-            + "".join(f'<th colspan="3">{_e(language_label(x))}</th>' for x in bench_langs)
+            + "".join(f'<th colspan="4">{_e(language_label(x))}</th>' for x in bench_langs)
             + "</tr>"
         )
-        out.append("<tr>" + "<th>damage</th><th>DD</th><th>Sel</th>" * len(bench_langs) + "</tr>")
+        out.append(
+            "<tr>" + "<th>Sel</th><th>damage</th><th>off-target</th><th>DD</th>" * len(bench_langs)
+            + "</tr>"
+        )
         for method in methods:
             cells = [f'<td class="row">{_e(method)}</td>']
             for lang in bench_langs:
                 entry = per_method[method].get(lang, NO_METRIC)
-                dd = as_float(entry.dd)
+                weak = verdict.get(method, {}).get(lang) == NOT_SELECTIVE
+                clear = verdict.get(method, {}).get(lang) == SELECTIVE
+                shade = "weak" if weak else ("hit" if clear else "")
+                cell = _value_cell(entry.sel, entry.sel_ci, extra_class=shade)
+                if weak:
+                    cell = cell[:-5] + '<span class="ci">no selective set at k</span></td>'
+                cells.append(cell)
                 cells.append(_value_cell(entry.damage, entry.damage_ci))
-                cells.append(_value_cell(dd, entry.dd_ci, extra_class="hit" if dd >= 5 else ""))
-                cells.append(_value_cell(entry.sel, entry.sel_ci))
+                cells.append(_value_cell(entry.off_target, entry.off_target_ci))
+                cells.append(_value_cell(entry.dd, entry.dd_ci))
             out.append("<tr>" + "".join(cells) + "</tr>")
         out.append("</table></div>")
-    return "\n".join(out)
+    return "\n".join(x for x in out if x)
+
+
+def _comparisons(results: StudyResults) -> str:
+    """Paired Sel differences against the reference method and the random control, and the
+    efficiency against the reference optimum when the study ran it."""
+    out: list[str] = []
+    for name, compared in results.comparisons.items():
+        bench = results.benchmarks.get(name)
+        title = (bench.title if bench else None) or name
+        against = [b for b in (results.reference_method, "random") if b in results.methods]
+        if "optimise" in results.methods:
+            against.append("optimise")
+        for b in dict.fromkeys(against):
+            rows = []
+            for a in results.methods:
+                per_lang = compared.paired.get(a, {}).get(b)
+                if a == b or not per_lang:
+                    continue
+                cells = [f'<td class="row">{_e(a)}</td>']
+                for lang in results.languages:
+                    entry = per_lang.get(lang, {})
+                    cells.append(_value_cell(entry.get("diff"), entry.get("ci")))
+                rows.append("<tr>" + "".join(cells) + "</tr>")
+            if rows:
+                head = "".join(f"<th>{_e(language_label(x))}</th>" for x in results.languages)
+                out.append(
+                    f"<h3>{_e(title)}: Sel(method) − Sel({_e(b)}), paired</h3>"
+                    f'<div class="scroll"><table><tr><th class="row">method</th>{head}</tr>'
+                    + "".join(rows) + "</table></div>"
+                )
+        if compared.efficiency:
+            rows = []
+            for method in results.methods:
+                per_lang = compared.efficiency.get(method)
+                if not per_lang or method == "optimise":
+                    continue
+                cells = [f'<td class="row">{_e(method)}</td>']
+                for lang in results.languages:
+                    entry = per_lang.get(lang, {})
+                    cells.append(_value_cell(entry.get("value"), entry.get("ci")))
+                rows.append("<tr>" + "".join(cells) + "</tr>")
+            head = "".join(f"<th>{_e(language_label(x))}</th>" for x in results.languages)
+            out.append(
+                f"<h3>{_e(title)}: efficiency Sel ÷ Sel* of the reference optimum</h3>"
+                f'<div class="scroll"><table><tr><th class="row">method</th>{head}</tr>'
+                + "".join(rows) + "</table></div>"
+            )
+    if not out:
+        return ""
+    lead = (
+        "<p>Differences between methods on the same bootstrap resamples of the same texts "
+        "(a paired 95% interval: a method is better when the interval lies above 0).</p>"
+    )
+    return '<h2 id="comparisons">Comparisons</h2>' + lead + "\n".join(out)
+
+
+def _frontier(results: StudyResults) -> str:
+    """Own damage at a fixed off-target damage, read along each method's budget sweep."""
+    sweep = results.sweep
+    if sweep is None:
+        return ""
+    levels: list[str] = []
+    for per_lang in sweep.methods.values():
+        for entry in per_lang.values():
+            levels += [k for k in entry.at_off_target if k not in levels]
+    if not levels:
+        return ""
+    head = "".join(
+        f'<th colspan="{len(levels)}">{_e(language_label(x))}</th>' for x in results.languages
+    )
+    sub = "".join(f"<th>at {_e(level)}</th>" for _ in results.languages for level in levels)
+    rows = []
+    for method in present(results.methods, sweep.methods):
+        cells = [f'<td class="row">{_e(method)}</td>']
+        for lang in results.languages:
+            entry = sweep.methods[method].get(lang)
+            for level in levels:
+                value = entry.at_off_target.get(level) if entry is not None else None
+                cells.append(
+                    _value_cell(value) if value is not None else '<td class="na">not reached</td>'
+                )
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        '<h2 id="frontier">Frontier</h2><p>Own-language damage (bits/byte) where the mean '
+        "off-target damage reaches each level, interpolated along the method's budget sweep "
+        "(unverified sets, starting from the empty set); “not reached” where the sweep's "
+        "largest budget stays below the level. Higher is better.</p>"
+        f'<div class="scroll"><table><tr><th class="row" rowspan="2">method</th>{head}</tr>'
+        f"<tr>{sub}</tr>" + "".join(rows) + "</table></div>"
+    )
 
 
 def _unmasked(results: StudyResults) -> str:
@@ -321,8 +442,11 @@ def render_html(results: StudyResults, figures: Sequence[tuple[str, str, bytes]]
     spec = _model_name(results, "study")
     verification = _verification(results)
     notes = _notes(results)
+    comparisons, frontier = _comparisons(results), _frontier(results)
     sections = [
         ("summary", "Summary"),
+        *([("comparisons", "Comparisons")] if comparisons else []),
+        *([("frontier", "Frontier")] if frontier else []),
         ("unmasked", "Unmasked values"),
         ("sets", "Set sizes"),
         *([("verification", "Verification")] if verification else []),
@@ -339,6 +463,8 @@ def render_html(results: StudyResults, figures: Sequence[tuple[str, str, bytes]]
         _header(results),
         '<h2 id="summary">Summary</h2>',
         _summary(results),
+        comparisons,
+        frontier,
         '<h2 id="unmasked">Unmasked values</h2>',
         _unmasked(results),
         '<h2 id="sets">Set sizes</h2>',

@@ -119,18 +119,70 @@ def _sets(results: StudyResults) -> dict[str, str]:
 
 
 def _sweep(results: StudyResults) -> dict[str, str]:
+    """The sweep (every budget with intervals) and the frontier (own damage at fixed
+    off-target damage)."""
     sweep = results.sweep
     if sweep is None or not sweep.budgets or not sweep.methods:
         return {}
-    rows = []
+    rows, frontier = [], []
     for method in present(results.methods, sweep.methods):
         per_lang = sweep.methods[method]
         for lang in present(results.languages, per_lang):
-            target, off = per_lang[lang].target, per_lang[lang].off_target
+            entry = per_lang[lang]
             for i, budget in enumerate(sweep.budgets):
-                at = [_number(s[i]) if i < len(s) else None for s in (target, off)]
-                rows.append([method, lang, _number(budget), *at])
-    return {"sweep.csv": _csv(["method", "language", "budget", "target", "off_target"], rows)}
+                row: list[Any] = [method, lang, _number(budget)]
+                for values, cis in (
+                    (entry.target, entry.target_ci), (entry.off_target, entry.off_target_ci),
+                    (entry.sel, entry.sel_ci),
+                ):
+                    row.append(_number(values[i]) if i < len(values) else None)
+                    row += list(_ci(cis[i])) if i < len(cis) else [None, None]
+                rows.append(row)
+            for level, own in entry.at_off_target.items():
+                frontier.append([method, lang, level, _number(own)])
+    header = ["method", "language", "budget"]
+    for key in ("target", "off_target", "sel"):
+        header += [key, f"{key}_ci_low", f"{key}_ci_high"]
+    out = {"sweep.csv": _csv(header, rows)}
+    if frontier:
+        head = ["method", "language", "off_target_level", "own_damage"]
+        out["frontier.csv"] = _csv(head, frontier)
+    return out
+
+
+def _comparisons(results: StudyResults) -> dict[str, str]:
+    """Paired differences of Sel between methods, efficiency against the reference optimum,
+    and each set's verdict against the random control."""
+    paired, efficiency, verdicts = [], [], []
+    for name, compared in results.comparisons.items():
+        for a in present(results.methods, compared.paired):
+            for b in present(results.methods, compared.paired[a]):
+                per_lang = compared.paired[a][b]
+                for lang in present(results.languages, per_lang):
+                    entry = per_lang[lang]
+                    paired.append(
+                        [name, a, b, lang, _number(entry.get("diff")), *_ci(entry.get("ci"))]
+                    )
+        for method in present(results.methods, compared.efficiency):
+            per_lang = compared.efficiency[method]
+            for lang in present(results.languages, per_lang):
+                entry = per_lang[lang]
+                efficiency.append(
+                    [name, method, lang, _number(entry.get("value")), *_ci(entry.get("ci"))]
+                )
+        for method in present(results.methods, compared.verdict):
+            for lang in present(results.languages, compared.verdict[method]):
+                verdicts.append([name, method, lang, compared.verdict[method][lang]])
+    out = {}
+    if paired:
+        head = ["benchmark", "method", "versus", "language", "sel_difference", "ci_low", "ci_high"]
+        out["paired.csv"] = _csv(head, paired)
+    if efficiency:
+        head = ["benchmark", "method", "language", "efficiency", "ci_low", "ci_high"]
+        out["efficiency.csv"] = _csv(head, efficiency)
+    if verdicts:
+        out["verdicts.csv"] = _csv(["benchmark", "method", "language", "verdict"], verdicts)
+    return out
 
 
 def _overlap(results: StudyResults) -> dict[str, str]:
@@ -165,7 +217,9 @@ def _relevance(results: StudyResults) -> dict[str, str]:
 def report_tables(results: StudyResults) -> dict[str, str]:
     """The report's CSV tables: file name → text (deterministic for given results)."""
     tables: dict[str, str] = {}
-    for part in (_deltas, _unmasked, _metrics, _sets, _sweep, _overlap, _relevance):
+    for part in (
+        _deltas, _unmasked, _metrics, _comparisons, _sets, _sweep, _overlap, _relevance
+    ):
         tables |= part(results)
     return tables
 

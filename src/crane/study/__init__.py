@@ -83,9 +83,9 @@ def run_study(
     for benchmark in benchmarks:
         conditions = [*main, *sweep] if benchmark.name == "bpb" else main
         cells = evaluate_stage(benchmark, conditions, loaded, out, manifest, config, progress)
-        results["benchmarks"][benchmark.name], results["metrics"][benchmark.name] = (
-            benchmark_results(benchmark, cells, main, config)
-        )
+        bench, metrics, compared = benchmark_results(benchmark, cells, main, config)
+        results["benchmarks"][benchmark.name], results["metrics"][benchmark.name] = bench, metrics
+        results["comparisons"][benchmark.name] = compared
         if benchmark.name == "bpb" and sweep:
             results["sweep"] = sweep_results(cells, sweep, config)
     results["overlap"] = overlap(stage.sets, config.languages)

@@ -7,12 +7,18 @@ import json
 import math
 from typing import Any
 
-from crane.evaluation.conditions import NONE, Benchmark, Cell, Condition
-from crane.evaluation.metrics import matrix_metrics, row_metrics
+import numpy as np
+
+from crane.evaluation.conditions import Benchmark, Cell, Condition
+from crane.evaluation.metrics import matrix_metrics
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
+from crane.results import NOT_SELECTIVE, SELECTIVE
 from crane.study.config import FORMAT, StudyConfig
 from crane.study.identify import IdentifiedSets, study_methods
+
+CONTROL = "random"
+REFERENCE_OPTIMUM = "optimise"
 
 
 def benchmark_results(
@@ -20,8 +26,9 @@ def benchmark_results(
     cells: dict[tuple[str, str], Cell],
     conditions: list[Condition],
     config: StudyConfig,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the benchmark's values and changes with intervals, its metrics per method)."""
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(the benchmark's values and changes with intervals, its metrics per method, the
+    comparisons between methods: :func:`comparisons`)."""
     rows: dict[str, dict[str, str]] = {}
     for condition in conditions:
         if condition.method is not None and condition.masked is not None:
@@ -33,42 +40,112 @@ def benchmark_results(
         higher_is_better=benchmark.higher_is_better,
         n_boot=config.n_boot,
         seed=config.seed,
+        keep_replicates=True,
     )
     metrics = out.pop("metrics")
+    compared = comparisons(out.pop("replicates"), config.languages)
     head = {
         "title": benchmark.title,
         "unit": benchmark.unit,
         "higher_is_better": benchmark.higher_is_better,
         "items": benchmark.items,
     }
-    return {**head, **out}, metrics
+    return {**head, **out}, metrics, compared
+
+
+def comparisons(
+    replicates: dict[str, dict[str, Any]], languages: list[str]
+) -> dict[str, Any]:
+    """Every pair of methods compared on the same bootstrap resamples of one benchmark.
+
+    - ``paired``: A → B → L → ``{diff, ci}``, Sel(A) − Sel(B) with its paired 95% interval;
+    - ``efficiency``: method → L → ``{value, ci}``, Sel / Sel* where Sel* is the reference
+      optimum's (``optimise``, when the study ran it), on the same resamples;
+    - ``verdict``: method → L → ``selective`` when the paired interval of Sel − Sel(random)
+      lies above 0 (without a random control: when Sel's own interval does), else
+      ``no selective set at k`` (METHOD.md: say so rather than report a set that is not).
+    """
+    from crane.evaluation.metrics import interval, paired_difference
+
+    paired: dict[str, Any] = {}
+    for a, per_a in replicates.items():
+        for b, per_b in replicates.items():
+            if a == b:
+                continue
+            for lang in languages:
+                if lang in per_a and lang in per_b:
+                    paired.setdefault(a, {}).setdefault(b, {})[lang] = paired_difference(
+                        per_a[lang], per_b[lang]
+                    )
+    efficiency: dict[str, Any] = {}
+    star = replicates.get(REFERENCE_OPTIMUM, {})
+    for method, per in replicates.items():
+        for lang in languages:
+            if lang in per and lang in star:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.asarray(per[lang], dtype=np.float64) / star[lang]
+                efficiency.setdefault(method, {})[lang] = {
+                    "value": float(ratio[0]), "ci": interval(ratio[1:])
+                }
+    verdict: dict[str, Any] = {}
+    for method, per in replicates.items():
+        if method == CONTROL:
+            continue
+        for lang in per:
+            if CONTROL in replicates and lang in replicates[CONTROL]:
+                low = paired[method][CONTROL][lang]["ci"][0]
+            else:
+                low = interval(np.asarray(per[lang])[1:])[0]
+            clear = low is not None and math.isfinite(low) and low > 0
+            verdict.setdefault(method, {})[lang] = SELECTIVE if clear else NOT_SELECTIVE
+    return {"paired": paired, "efficiency": efficiency, "verdict": verdict}
+
+
+FRONTIER_LEVELS = (0.05, 0.2)
+"""Off-target damages (bits per byte) at which the frontier reads each method's own damage."""
 
 
 def sweep_results(
     cells: dict[tuple[str, str], Cell], sweep: list[Condition], config: StudyConfig
 ) -> dict[str, Any]:
-    """Own and off-target change of every sweep set (bits per byte, unverified sets)."""
-    methods: dict[str, Any] = {}
+    """The budget sweep (bits per byte, unverified sets): per method and language, the own
+    and mean off-target damage and Sel at every budget with 95% intervals, and the frontier:
+    own damage at a fixed off-target damage (:data:`FRONTIER_LEVELS`, interpolated)."""
+    from crane.evaluation.metrics import own_at_off_target
+    from crane.study.evaluate import SWEEP_PREFIX
+
     budgets: list[float] = [float(b) for b in config.sweep_budgets]
-    by_method: dict[str, dict[str, list[Condition]]] = {}
+    rows: dict[str, dict[str, str]] = {}  # "<method>@<fraction>" → masked language → row
     for condition in sweep:
         assert condition.method is not None and condition.masked is not None
-        by_method.setdefault(condition.method, {}).setdefault(condition.masked, []).append(
-            condition
-        )
-    for method, per_lang in by_method.items():
+        key = condition.name[len(SWEEP_PREFIX) :].rsplit(":", 1)[0]
+        rows.setdefault(key, {})[condition.masked] = condition.name
+    metrics = matrix_metrics(
+        {key: cell.units for key, cell in cells.items()}, rows, config.languages,
+        n_boot=config.n_boot, seed=config.seed,
+    )["metrics"]
+    methods: dict[str, Any] = {}
+    for method in dict.fromkeys(str(c.method) for c in sweep):
         methods[method] = {}
-        for lang, rows in per_lang.items():
-            target, off = [], []
-            for row in rows:
-                damage = {
-                    e: cells[(row.name, e)].value - cells[(NONE, e)].value
-                    for e in config.languages
-                }
-                point = row_metrics(damage, lang)
-                target.append(point["damage"])
-                off.append(point["off_target"])
-            methods[method][lang] = {"target": target, "off_target": off}
+        for lang in config.languages:
+            points = [metrics[f"{method}@{b:g}"].get(lang) for b in budgets]
+            if any(p is None for p in points):
+                continue
+            series: dict[str, Any] = {
+                "target": [p["damage"] for p in points],
+                "target_ci": [p["damage_ci"] for p in points],
+                "off_target": [p["off_target"] for p in points],
+                "off_target_ci": [p["off_target_ci"] for p in points],
+                "sel": [p["sel"] for p in points],
+                "sel_ci": [p["sel_ci"] for p in points],
+            }
+            series["at_off_target"] = {
+                f"{level:g}": own_at_off_target(
+                    series["off_target"], series["target"], level
+                )
+                for level in FRONTIER_LEVELS
+            }
+            methods[method][lang] = series
     return {"budgets": budgets, "benchmark": "bpb", "verified": False, "methods": methods}
 
 
@@ -126,6 +203,7 @@ def study_header(
         "verification": stage.verification,
         "benchmarks": {},
         "metrics": {},
+        "comparisons": {},
         "relevance": stage.relevance,
         "relevance_source": stage.relevance_source,
     }
