@@ -331,10 +331,6 @@ class NeuronSet:
             raise NeuronSetError(
                 f"{where} has no valid \"neurons\" mapping (language → layer → indices)."
             )
-        if not neurons:
-            raise NeuronSetError(
-                f"{where} holds no language; a neuron set gives each language's neurons."
-            )
         for key, bound in (("n_layers", MAX_LAYER), ("d_ff", MAX_INDEX)):
             value = data.get(key)
             if value is not None and (type(value) is not int or not 1 <= value <= bound):
@@ -362,6 +358,10 @@ class NeuronSet:
             raise NeuronSetError(
                 f"{where} records meta.model.spec = {model['spec']!r}, not a model name or path; "
                 "fix or drop it."
+            )
+        if not neurons:
+            raise NeuronSetError(
+                f"{where} holds no language; a neuron set gives each language's neurons."
             )
         _refuse_repeats(neurons, where)
         return cls(

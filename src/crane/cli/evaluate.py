@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from crane.cli.options import (
     BatchSizeOpt,
@@ -16,10 +17,14 @@ from crane.cli.options import (
     DtypeOpt,
     ModelOpt,
     TrustOpt,
+    check_options,
 )
 from crane.cli.render import RichReporter, print_matrix, progress_bars, write_json
 from crane.errors import ConfigError
 from crane.io import check_output_file
+
+MASK_MODES = ("zero", "scale")
+"""Masking modes of ``crane evaluate`` (``mean`` needs per-neuron means it does not compute)."""
 
 
 def evaluation_texts(
@@ -70,10 +75,20 @@ def evaluate_cmd(
     out: Annotated[Path | None, typer.Option(help="Write the matrix as JSON here.")] = None,
 ) -> None:
     """Bits per byte per language, unmasked and with each neuron set masked."""
+    from crane.data.builtin import PARTS
     from crane.evaluation.bpb import masking_matrix
     from crane.models.loading import load_model
     from crane.neurons import NeuronSet
 
+    check_options(  # every option before any work, not when the value is first used
+        finite={"--alpha": alpha},
+        at_least={
+            "--seed": (seed, 0), "--batch-size": (batch_size, 1),
+            "--batch-tokens": (batch_tokens, 1), "--max-length": (max_length, 2),
+            "--max-texts": (max_texts, 1),
+        },
+        choices={"--mode": (mode, MASK_MODES), "--part": (part, PARTS)},
+    )
     if out is not None:
         check_output_file(out)  # fail now, not after the evaluation
     sets = {name: NeuronSet.load(path) for name, path in set_labels(neurons or []).items()}
@@ -92,7 +107,9 @@ def evaluate_cmd(
             batch_size=batch_size, max_tokens=batch_tokens, max_length=max_length,
             adapter=loaded.adapter, progress=reporter,
         )
-    print_matrix(f"bits per byte on {corpus} ({part}); change vs unmasked in brackets", matrix)
+    print_matrix(
+        escape(f"bits per byte on {corpus} ({part}); change vs unmasked in brackets"), matrix
+    )
     if out is not None:
         write_json(out, matrix.to_dict())
 

@@ -3,10 +3,13 @@ data-parallel under torchrun / accelerate launch."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from crane.cli.options import (
     BatchSizeOpt,
@@ -18,6 +21,7 @@ from crane.cli.options import (
     LangFieldOpt,
     TextFieldOpt,
     TrustOpt,
+    check_options,
     config_values,
 )
 from crane.cli.render import (
@@ -30,6 +34,7 @@ from crane.cli.render import (
 )
 from crane.errors import ConfigError
 from crane.io import check_output_dir
+from crane.manifest import clear_run
 
 OPTION_KEYS = {
     "model": "model", "langs": "languages", "corpus": "identify_corpus", "lang": "corpus_lang",
@@ -47,6 +52,10 @@ OPTION_KEYS = {
 """Each option of ``crane identify`` → its key in a study configuration (``--config``)."""
 FILE_ONLY_KEYS = ("verify_methods", "reference_budget", "seed")
 """Identification keys of a configuration file that have no option of their own."""
+NOT_SHAPING = ("model", "methods", "sweep_budgets", "sweep_methods", "random_control")
+"""Identification keys that do not shape the files a run directory holds: the model is
+checked by its identity (weights hash, dtype), each method writes its own file, and the rest
+belong to ``crane run``."""
 
 
 def identify_cmd(
@@ -124,6 +133,14 @@ def identify_cmd(
     dtype: DtypeOpt = "float32",
     device: DeviceOpt = "cpu",
     trust_remote_code: TrustOpt = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Replace the run already in --out when it was made with other options or "
+            "another model (its manifest and neuron sets are removed first; saved statistics "
+            "are reused only where they match)."
+        ),
+    ] = False,
 ) -> None:
     """Find each language's neurons by relevance (CRANE), confirmed by masking; resumable.
 
@@ -155,6 +172,8 @@ def identify_cmd(
     settings = dataclasses.replace(
         StudyConfig(), **chosen, **{k: given[k] for k in FILE_ONLY_KEYS if k in given}
     )
+    flags = {key: f"{key} (--{name.replace('_', '-')})" for name, key in OPTION_KEYS.items()}
+    check_options(finite={flags.get(k, k): v for k, v in dataclasses.asdict(settings).items()})
     settings.validate_identification()
     verify_methods = settings.verify_methods if "verify_methods" in given else None
     methods = parse_methods(",".join(settings.methods))
@@ -163,6 +182,9 @@ def identify_cmd(
     languages = parse_language_list(settings.languages)
     if len(languages) < 2:
         raise ConfigError("Identification compares languages: give at least two (e.g. en,zh).")
+    _check_matched_file(settings.budget, methods, languages)
+    shaping = _shaping_options(settings, languages)
+    _check_run_dir(out, shaping, overwrite)
     dist = Distributed.from_env()  # torchrun / accelerate launch: this process's rank
     device = dist.device_for(settings.device)
     spec, fallback = resolve_identification_corpus(settings.identify_corpus)
@@ -173,7 +195,10 @@ def identify_cmd(
         lang_field=settings.lang_field,
     ).select(languages)
     check_output_dir(out)  # fail before the model loads, not at the first shard
-    with progress_bars(disable=not dist.is_main) as bar:
+    if overwrite and dist.is_main:
+        clear_run(out)
+    before = _listing(out)
+    with progress_bars(disable=not dist.is_main) as bar, _recording(out, shaping, before, dist):
         reporter = RichReporter(bar) if dist.is_main else NullProgress()
         # with several processes: join the group, and stop every rank when one cannot load
         # the model; identify_methods then lets each rank save its share of the shards and
@@ -195,6 +220,73 @@ def identify_cmd(
     _print_result(result, spec, out)
 
 
+def _check_matched_file(budget: str, methods: list[str], languages: list[str]) -> None:
+    """A budget matching a neuron-set *file* must give every language of the run neurons;
+    checked before the model loads (``match:METHOD`` of this run is sized in the run)."""
+    from crane.scoring import parse_budget
+
+    if budget.startswith("match:") and budget[len("match:") :] not in methods:
+        parse_budget(budget).check_languages(languages)
+
+
+def _shaping_options(settings: Any, languages: list[str]) -> dict[str, Any]:
+    """The options that shape what a run directory holds (recorded in its manifest)."""
+    from crane.study.config import IDENTIFY_KEYS
+
+    shaping = {k: getattr(settings, k) for k in IDENTIFY_KEYS if k not in NOT_SHAPING}
+    shaping["languages"] = list(languages)
+    return shaping
+
+
+def _check_run_dir(out: Path, shaping: dict[str, Any], overwrite: bool) -> None:
+    """Refuse, before any work, a run directory that holds a run made with other options
+    (unless ``--overwrite``): their files would mix with this run's."""
+    from crane.manifest import Manifest
+
+    if (out / "manifest.json").is_file():
+        manifest = Manifest(out)  # an incompatible version is refused here too
+        if not overwrite:
+            manifest.check_options(
+                shaping, fix="give a new output directory (--out), or pass --overwrite to "
+                "replace that run",
+            )
+
+
+def _listing(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file below ``folder`` → (size, modification time): tells whether a run wrote."""
+    if not folder.is_dir():
+        return {}
+    listing = {}
+    for path in folder.rglob("*"):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            listing[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return listing
+
+
+@contextlib.contextmanager
+def _recording(
+    out: Path, shaping: dict[str, Any], before: dict[str, tuple[int, int]], dist: Any
+) -> Iterator[None]:
+    """Record the run's options in its manifest once it has written anything, also when it
+    stops early (an interrupt, an error after the first shard): a later run with other
+    options is then refused instead of mixing its files with these."""
+    from crane.manifest import Manifest
+
+    try:
+        yield
+    except BaseException:
+        if dist.is_main and _listing(out) != before:
+            with contextlib.suppress(Exception):  # the run's own error is the one to show
+                Manifest(out).record_options(shaping)
+        raise
+    if dist.is_main and _listing(out) != before:
+        Manifest(out).record_options(shaping)
+
+
 def _listed(value: str | None) -> list[str] | None:
     """A comma-separated option as the configuration's list (``None`` stays ``None``)."""
     if value is None:
@@ -205,7 +297,7 @@ def _listed(value: str | None) -> list[str] | None:
 def _print_result(result: Any, spec: str, out: Path) -> None:
     """Each method's set, its verification counts, the overlaps, and the files written."""
     for name, neuron_set in result.sets.items():
-        print_neuron_set(neuron_set, f"{name} neurons ({spec})")
+        print_neuron_set(neuron_set, escape(f"{name} neurons ({spec})"))
     for name, reports in result.reports.items():
         for lang, report in reports.items():
             console.print(
@@ -217,4 +309,6 @@ def _print_result(result: Any, spec: str, out: Path) -> None:
     if len(result.sets) > 1:
         print_overlaps(result.sets)
     for name in result.sets:
-        console.print(f"wrote {out / f'neurons-{name}.json'} ({result.seconds[name]:.0f} s)")
+        console.print(
+            escape(f"wrote {out / f'neurons-{name}.json'} ({result.seconds[name]:.0f} s)")
+        )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from crane.cli.render import console, print_neuron_set
 from crane.errors import ConfigError
@@ -36,15 +37,20 @@ def neurons_show(
     files = sorted(path.glob("neurons-*.json")) if path.is_dir() else [path]
     if not files:
         raise ConfigError(f"{path} holds no neurons-*.json file; run crane identify first.")
-    for file in files:
-        neuron_set = NeuronSet.load(file)
+    sets = [(file, NeuronSet.load(file)) for file in files]  # all read before any is shown
+    for file, neuron_set in sets:
         meta = neuron_set.meta
-        title = f"{file.name}: {meta.get('method', '?')}, site {neuron_set.site}"
+        # provenance is the file's own text: shown as written, never read as rich markup
+        title = escape(f"{file.name}: {meta.get('method', '?')}, site {neuron_set.site}")
         print_neuron_set(neuron_set, title)
         model = meta.get("model") or {}
         if model:
             console.print(
-                f"model: {model.get('spec')} ({model.get('kind')}); budget {meta.get('budget')}"
+                escape(
+                    f"model: {model.get('spec')} ({model.get('kind')}); budget "
+                    f"{meta.get('budget')}"
+                ),
+                highlight=False,
             )
 
 
@@ -56,10 +62,14 @@ def neurons_import_lape(
     d_ff: Annotated[int | None, typer.Option(help="MLP width of the model (checked against indices).")] = None,
 ) -> None:
     """Convert a published LAPE neuron file into a crane neuron set (tensors only; never unpickles objects)."""  # noqa: E501
+    from crane.cli.options import check_options
     from crane.data.languages import parse_language_list
+    from crane.io import check_output_file
     from crane.lape_format import import_lape
 
+    check_options(at_least={"--d-ff": (d_ff, 1)})
+    check_output_file(out)  # fail before reading, not after
     neuron_set = import_lape(path, parse_language_list(langs), d_ff=d_ff)
     neuron_set.save(out)
-    print_neuron_set(neuron_set, f"imported from {path.name}")
-    console.print(f"wrote {out}")
+    print_neuron_set(neuron_set, escape(f"imported from {path.name}"))
+    console.print(escape(f"wrote {out}"), highlight=False)

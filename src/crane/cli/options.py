@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from crane.errors import ConfigError
 
 ModelArg = Annotated[str, typer.Argument(help="Hub id, local model directory, .gguf file, or gemma-3-270m.")]
 ModelOpt = Annotated[str, typer.Option(help="Hub id, model directory, .gguf file or gemma-3-270m.")]
@@ -47,3 +51,27 @@ def config_values(
         typed = getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")
         merged[key] = given[key] if key in given and not typed else values[name]
     return merged, given
+
+
+def check_options(
+    *,
+    at_least: Mapping[str, tuple[Any, int]] | None = None,
+    finite: Mapping[str, Any] | None = None,
+    choices: Mapping[str, tuple[Any, Sequence[str]]] | None = None,
+) -> None:
+    """Raise ConfigError for the first option value that breaks its rule, naming the option,
+    before any work (options are checked here, not where the value is first used, so a bad
+    value never costs a model load or a statistics pass).
+
+    ``at_least``: option → (value, minimum), ``None`` values pass (the option was left out);
+    ``finite``: option → number (NaN and ±inf refused); ``choices``: option → (value, allowed).
+    """
+    for option, value in (finite or {}).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{option} must be a finite number, got {value}.")
+    for option, (value, minimum) in (at_least or {}).items():
+        if value is not None and value < minimum:
+            raise ConfigError(f"{option} must be at least {minimum}, got {value}.")
+    for option, (value, allowed) in (choices or {}).items():
+        if value not in allowed:
+            raise ConfigError(f"{option} {value!r} is not one of: {', '.join(allowed)}.")

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from crane.cli.evaluate import evaluation_texts
 from crane.cli.neurons import neuron_file
-from crane.cli.options import DeviceOpt, DtypeOpt, TrustOpt
+from crane.cli.options import DeviceOpt, DtypeOpt, TrustOpt, check_options
 from crane.cli.render import RichReporter, console, progress_bars, signed, write_json
 from crane.errors import ConfigError
 from crane.io import check_output_file
@@ -47,10 +48,14 @@ def transfer_cmd(
 ) -> None:
     """Apply neuron sets found on model A to model B of the same shape: transfer ratio
     T_L = Δ^B_L(L) / Δ^A_L(L), selectivity in both, Jaccard with B's own sets."""
+    from crane.data.builtin import PARTS
     from crane.models.loading import load_model
     from crane.neurons import NeuronSet
     from crane.transfer_analysis import CHAT_TEMPLATE_CHOICES, transfer
 
+    check_options(  # every option before any work (0 texts was read as "all")
+        at_least={"--max-texts": (max_texts, 1)}, choices={"--part": (part, PARTS)}
+    )
     if chat_template not in CHAT_TEMPLATE_CHOICES:
         raise ConfigError(
             f"--chat-template {chat_template!r} is not one of {', '.join(CHAT_TEMPLATE_CHOICES)}; "
@@ -75,7 +80,8 @@ def transfer_cmd(
             found, loaded_a, loaded_b, texts, own_set_b=own, chat_template=chat_template,
             chat_prompt=chat_prompt, progress=reporter,
         )
-    _print_transfer(result, f"transfer of {method} sets: {base_spec} → {model}", found.languages)
+    title = escape(f"transfer of {method} sets: {base_spec} → {model}")
+    _print_transfer(result, title, found.languages)
     if out is not None:
         write_json(out, result.to_dict())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,29 @@ class Budget:
             )
         return k
 
+    def check_languages(self, languages: Iterable[str]) -> None:
+        """Raise ConfigError now, before any work, unless a budget matching a set *file* gives
+        every language of the run at least one neuron (a file that lacks a language, or has
+        none of its neurons, cannot size that language's set). Count and fraction budgets
+        pass. Not for a set of the same run (``match:METHOD``): LAPE's own sets may leave a
+        language empty, and matching them is a legitimate equal budget."""
+        if not self.match:
+            return
+        source = self.source or "another set"
+        missing = [lang for lang in languages if lang not in self.match]
+        if missing:
+            raise ConfigError(
+                f"The budget matches {source}, which has no language "
+                f"{', '.join(repr(m) for m in missing)}; it has: {', '.join(self.match)}. Match a "
+                "set of this run's languages, or give a count or fraction."
+            )
+        empty = [lang for lang in languages if self.match[lang] < 1]
+        if empty:
+            raise ConfigError(
+                f"The budget matches {source}, which has no neurons for {', '.join(empty)}; "
+                "match a set with neurons in every language, or give a count or fraction."
+            )
+
     def describe(self) -> dict[str, object]:
         if self.match:
             return {"match": self.match, "source": self.source}
@@ -76,6 +100,11 @@ def parse_budget(spec: str | int | float | None) -> Budget:
         from crane.neurons import NeuronSet
 
         path = Path(text[len("match:") :])
+        if not path.exists() and path.suffix == "" and len(path.parts) == 1:
+            raise ConfigError(
+                f"Budget '{text}' matches '{path}', which is neither a method of this run nor a "
+                "neuron-set file; add the method (e.g. --method crane,lape) or give a file."
+            )
         other = NeuronSet.load(path)
         return Budget(match={lang: other.size(lang) for lang in other.languages}, source=str(path))
     number = re.fullmatch(r"([-+]?\d+(?:\.\d*)?|[-+]?\.\d+)(%?)", text)
