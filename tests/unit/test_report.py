@@ -522,3 +522,23 @@ def test_a_bug_in_report_code_raises_as_a_bug(
     with pytest.raises(RuntimeError, match="a bug in a figure"):
         build_report(run_dir)
     assert not (run_dir / "report").exists()
+
+
+def test_crane_report_prints_sel_with_intervals_verdicts_and_the_small_sample_warning(
+    built: tuple[dict[str, Any], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import run_cli
+
+    results, index = built
+    code, out, err = run_cli(["report", str(index.parent.parent)], capsys)
+    assert code == 0, err
+    assert "selectivity Sel [95% CI]" in out
+    sel = results["metrics"]["bpb"]["crane"]["zh"]["sel"]
+    assert f"{sel:+.3f} [" in out
+    weak = any(
+        v == "no selective set at k"
+        for per in results["comparisons"]["bpb"]["verdict"].values()
+        for v in per.values()
+    )
+    assert ("no selective set at k" in out) == weak
+    assert "rest on fewer than 30 texts or items" in out  # bpb: 15 per language

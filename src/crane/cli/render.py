@@ -122,19 +122,22 @@ def print_overlaps(found: dict[str, Any]) -> None:
 
 
 def print_study(results: dict[str, Any]) -> None:
-    """One table per benchmark: each method's own-language damage and diagonal dominance."""
+    """One table per benchmark: each method's selectivity Sel with its 95% interval (the
+    headline), its verdict against the random control, and DD as a secondary number."""
+    from crane.results import MIN_UNITS, NOT_SELECTIVE
+
     languages = results["languages"]
     for name, bench in results.get("benchmarks", {}).items():
         metrics = results.get("metrics", {}).get(name, {})
-        table = Table(
-            title=f"{bench['title']}: change on the masked language (diagonal dominance ×)"
-        )
+        verdict = results.get("comparisons", {}).get(name, {}).get("verdict", {})
+        table = Table(title=f"{bench['title']}: selectivity Sel [95% CI] (diagonal dominance ×)")
         table.add_column("method")
         for lang in languages:
             table.add_column(lang, justify="right")
         table.add_row(
             "unmasked", *(signed(bench["none"][lang]).lstrip("+") for lang in languages)
         )
+        weak = False
         for method, per_lang in metrics.items():
             cells = []
             for lang in languages:
@@ -142,8 +145,31 @@ def print_study(results: dict[str, Any]) -> None:
                 if m is None:
                     cells.append("")
                     continue
-                delta, dd = bench["delta"][method][lang][lang], m.get("dd")
+                sel, ci, dd = m.get("sel"), m.get("sel_ci") or [None, None], m.get("dd")
                 ratio = f"{dd:.1f}×" if isinstance(dd, (int, float)) else "n/a"
-                cells.append(f"{signed(delta)} ({ratio})")
+                interval = (
+                    f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+                    if all(isinstance(c, (int, float)) for c in ci) else ""
+                )
+                cell = f"{signed(sel)}{interval} ({ratio})"
+                if verdict.get(method, {}).get(lang) == NOT_SELECTIVE:
+                    cell += " †"
+                    weak = True
+                cells.append(cell)
             table.add_row(method, *cells)
         console.print(table)
+        if weak:
+            console.print(
+                f"† {NOT_SELECTIVE}: Sel does not clear the layer-matched random control (paired "
+                "95% interval of the difference not above 0)."
+            )
+        few = {
+            lang: n for lang, n in bench.get("items", {}).items()
+            if isinstance(n, int) and n < MIN_UNITS
+        }
+        if few:
+            listed = ", ".join(f"{lang} {n}" for lang, n in few.items())
+            console.print(
+                f"[yellow]warning[/yellow]: the intervals of {name} rest on fewer than "
+                f"{MIN_UNITS} texts or items per language ({listed})."
+            )
