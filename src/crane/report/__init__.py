@@ -1,4 +1,4 @@
-"""The study report: figures (PNG), tables (CSV) and a self-contained HTML page.
+"""The study report: figures (PNG, PDF, SVG), tables (CSV, and LaTeX on request) and a self-contained HTML page.
 
 ``build_report(RUN_DIR)`` rebuilds ``RUN_DIR/report/`` from ``RUN_DIR/study.json``
 (docs/results.md) without recomputing anything.
