@@ -9,8 +9,12 @@ the report says how many). Finally the set is masked on the validation texts: th
 change per language is reported beside the first-order prediction Σ_{n∈set} D_E(n) from the
 unmasked statistics, with the forward and backward passes spent.
 
-Not built yet (see the closing notes of issue 14): integrated-gradient shares along the mask
-scale, swaps validated on Sel.
+Then each member's share of the set's effect is estimated on the validation texts by
+integrated gradients along the mask scale α ∈ (0, 1] (the midpoint rule over ``ig_steps``
+points; the shares of a language sum to the set's change there up to the quadrature error,
+reported as ``share_gap``). Members whose own-minus-others share is ≤ 0 are swapped out for the
+next neurons of the last round's (masked-point) ranking, and the swap is kept only if the
+validated Sel does not fall.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from crane.data.corpus import Corpus
 from crane.errors import ConfigError
 from crane.evaluation.benchmarks import BitsPerByteBenchmark
 from crane.evaluation.conditions import UNMASKED, Condition, run_conditions
+from crane.masked_loss import LanguageTexts, scaled_site
+from crane.masked_loss import bits_per_byte as masked_bits_per_byte
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
@@ -39,10 +45,16 @@ class ConstructionOptions:
     """How a set is constructed (recorded in its provenance)."""
 
     rounds: int = 4
+    ig_steps: int = 8
+    """Points of the integrated-gradient shares (0: no shares and no swaps)."""
+    swaps: bool = True
+    """Swap out members with a share ≤ 0 when the validated Sel does not fall."""
 
     def validate(self) -> ConstructionOptions:
         if self.rounds < 1:
             raise ConfigError(f"construction rounds must be at least 1, got {self.rounds}.")
+        if self.ig_steps < 0:
+            raise ConfigError(f"ig_steps must be 0 or more, got {self.ig_steps}.")
         return self
 
 
@@ -61,6 +73,19 @@ class ConstructionReport:
     predicted_delta: dict[str, float] = field(default_factory=dict)
     measured_delta: dict[str, float] = field(default_factory=dict)
     measured_sel: float = float("nan")
+    ig_steps: int = 0
+    share_sum: dict[str, float] = field(default_factory=dict)
+    """Σ of the members' integrated-gradient shares per language (bits/byte)."""
+    share_gap: float = float("nan")
+    """Largest |Σ shares − Δ| over languages, Δ from the same path's end points (quadrature
+    error of the completeness check)."""
+    nonpositive_shares: int = 0
+    """Members whose own-minus-others share is ≤ 0."""
+    swaps_tried: int = 0
+    swaps_kept: int = 0
+    sel_before_swaps: float = float("nan")
+    backward_passes: int = 0
+    """Backward passes of the shares (over validation texts)."""
 
 
 def _next_neurons(ranking: torch.Tensor, chosen: set[int], quota: int) -> list[int]:
@@ -105,8 +130,9 @@ def construct_sets(
     progress = progress or NullProgress()
     languages = stats.language_codes
     n_layers, d_ff = loaded.shape.n_layers, loaded.shape.d_ff
-    neurons: dict[str, dict[int, list[int]]] = {}
     reports: dict[str, ConstructionReport] = {}
+    members: dict[str, list[int]] = {}
+    last_ranking: dict[str, torch.Tensor] = {}
     first: Scores = score(stats)
     for lang in languages:
         k = budget.for_language(lang, n_layers * d_ff)
@@ -130,12 +156,116 @@ def construct_sets(
             fill = _next_neurons(_fill_order(stats, lang), set(chosen), k - len(chosen))
             report.filled_from_exposure = len(fill)
             chosen += fill
-        neurons[lang] = to_layer_indices(torch.tensor(sorted(chosen), dtype=torch.long), d_ff)
+        members[lang], last_ranking[lang] = chosen, ranking
         report.predicted_delta = _predicted(stats, chosen)
         reports[lang] = report
-    result = NeuronSet(neurons, site, n_layers, d_ff, {})
-    _measure(loaded, result, validation, batching, reports)
-    return result, reports
+    shape = (n_layers, d_ff)
+    _measure(loaded, _neuron_set(members, site, shape), validation, batching, reports)
+    if options.ig_steps:
+        texts = {
+            e: LanguageTexts(loaded, validation.texts[e], batching)
+            for e in languages
+            if e in validation.languages
+        }
+        for lang in members:
+            progress.message(f"construction: {lang}, integrated-gradient shares")
+            members[lang] = _shares_and_swaps(
+                loaded, lang, members[lang], texts, site, options, reports[lang],
+                refill=[last_ranking[lang], _fill_order(stats, lang)],
+                measure=lambda chosen, lang=lang: _measure(
+                    loaded, _neuron_set({lang: chosen}, site, shape), validation, batching,
+                    {lang: ConstructionReport(budget=len(chosen))},
+                )[lang],
+            )
+    return _neuron_set(members, site, shape), reports
+
+
+def _neuron_set(
+    members: dict[str, list[int]], site: str, shape: tuple[int, int]
+) -> NeuronSet:
+    n_layers, d_ff = shape
+    neurons = {
+        lang: to_layer_indices(torch.tensor(sorted(chosen), dtype=torch.long), d_ff)
+        for lang, chosen in members.items()
+    }
+    return NeuronSet(neurons, site, n_layers, d_ff, {})
+
+
+def integrated_gradient_shares(
+    loaded: LoadedModel,
+    chosen: list[int],
+    texts: dict[str, LanguageTexts],
+    site: str,
+    steps: int,
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Each member's share of the set's change in bits per byte, per language: the integral
+    over the mask scale α ∈ (0, 1] of ∂bpb_E/∂α_n (midpoint rule, ``steps`` points; the
+    members' site values are multiplied by 1 − α_n). Returns (language → shares ``[|set|]``,
+    language → the set's change from the same path's end points)."""
+    n_layers, d_ff = loaded.shape.n_layers, loaded.shape.d_ff
+    index = torch.tensor(chosen, dtype=torch.long)
+    shares = {e: torch.zeros(len(chosen), dtype=torch.float64) for e in texts}
+    for j in range(steps):
+        point = (j + 0.5) / steps
+        for e, t in texts.items():
+            alpha = torch.full((len(chosen),), point, requires_grad=True)
+            factor = torch.ones(n_layers * d_ff).index_put((index,), 1.0 - alpha)
+            with scaled_site(loaded, site, factor.view(n_layers, d_ff)):
+                bpb = masked_bits_per_byte(loaded, t)
+            (grad,) = torch.autograd.grad(bpb, [alpha])
+            shares[e] += grad.double() / steps
+    zeroed = torch.ones(n_layers * d_ff)
+    zeroed[index] = 0.0
+    delta = {}
+    with torch.no_grad():
+        for e, t in texts.items():
+            base = float(masked_bits_per_byte(loaded, t))
+            with scaled_site(loaded, site, zeroed.view(n_layers, d_ff)):
+                delta[e] = float(masked_bits_per_byte(loaded, t)) - base
+    return shares, delta
+
+
+def _shares_and_swaps(
+    loaded: LoadedModel,
+    lang: str,
+    chosen: list[int],
+    texts: dict[str, LanguageTexts],
+    site: str,
+    options: ConstructionOptions,
+    report: ConstructionReport,
+    *,
+    refill: list[torch.Tensor],
+    measure: Callable[[list[int]], ConstructionReport],
+) -> list[int]:
+    """Shares of ``lang``'s set, then one validated swap of its members with a share ≤ 0."""
+    shares, delta = integrated_gradient_shares(loaded, chosen, texts, site, options.ig_steps)
+    others = [e for e in shares if e != lang]
+    report.ig_steps = options.ig_steps
+    report.backward_passes += options.ig_steps * len(shares)
+    report.share_sum = {e: float(v.sum()) for e, v in shares.items()}
+    report.share_gap = max(abs(report.share_sum[e] - delta[e]) for e in shares)
+    own = shares[lang] - torch.stack([shares[e] for e in others]).mean(0)
+    drop = {chosen[i] for i in torch.nonzero(own <= 0).flatten().tolist()}
+    report.nonpositive_shares = len(drop)
+    report.sel_before_swaps = report.measured_sel
+    if not drop or not options.swaps:
+        return chosen
+    kept = [n for n in chosen if n not in drop]
+    taken = set(chosen)
+    for order in refill:  # the masked-point ranking, then L's own use of each neuron
+        more = _next_neurons(order, taken, len(chosen) - len(kept))
+        kept += more
+        taken |= set(more)
+    if len(kept) < len(chosen):
+        return chosen  # nothing to refill with: keep exactly k
+    report.swaps_tried = len(drop)
+    trial = measure(kept)
+    report.forward_passes += trial.forward_passes
+    if trial.measured_sel >= report.measured_sel:
+        report.swaps_kept = len(drop)
+        report.measured_delta, report.measured_sel = trial.measured_delta, trial.measured_sel
+        return kept
+    return chosen
 
 
 def _fill_order(stats: Stats, lang: str) -> torch.Tensor:
@@ -167,27 +297,30 @@ def _measure(
     validation: Corpus,
     batching: RelevanceOptions,
     reports: dict[str, ConstructionReport],
-) -> None:
-    """Mask each language's set on the validation texts: measured Δ per language and Sel."""
+) -> dict[str, ConstructionReport]:
+    """Mask each language's set on the validation texts of every language: measured Δ per
+    language and Sel, written into ``reports`` (returned)."""
     from crane.evaluation.metrics import row_metrics
 
-    languages = [lang for lang in sets.languages if lang in validation.languages]
+    evaluated = [lang for lang in validation.languages]
+    masked = [lang for lang in sets.languages if lang in evaluated]
     benchmark = BitsPerByteBenchmark(
-        loaded.model, loaded.tokenizer, validation.select(languages),
+        loaded.model, loaded.tokenizer, validation.select(evaluated),
         batch_size=batching.batch_size, batch_tokens=batching.batch_tokens,
         max_length=batching.max_length,
     )
-    conditions = [Condition(f"set:{lang}", sets, lang, "construction") for lang in languages]
+    conditions = [Condition(f"set:{lang}", sets, lang, "construction") for lang in masked]
     cells = run_conditions(
-        loaded.model, [UNMASKED, *conditions], [benchmark], languages=languages,
+        loaded.model, [UNMASKED, *conditions], [benchmark], languages=evaluated,
         adapter=loaded.adapter,
     )[benchmark.name]
-    per_eval = sum(benchmark.batches(lang) for lang in languages)
-    for lang in languages:
+    per_eval = sum(benchmark.batches(lang) for lang in evaluated)
+    for lang in masked:
         delta = {
-            e: cells[(f"set:{lang}", e)].value - cells[("none", e)].value for e in languages
+            e: cells[(f"set:{lang}", e)].value - cells[("none", e)].value for e in evaluated
         }
         report = reports[lang]
         report.measured_delta = delta
         report.measured_sel = row_metrics(delta, lang)["sel"]
-        report.forward_passes = per_eval  # its masked evaluation (the unmasked one is shared)
+        report.forward_passes += per_eval  # its masked evaluation (the unmasked one is shared)
+    return reports

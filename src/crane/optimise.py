@@ -18,23 +18,19 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 
-from crane.collect import RelevanceOptions, explained
-from crane.data.batching import TokenizedTexts, iter_batches, pad_token_id, tokenize_texts
+from crane.collect import RelevanceOptions
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError
+from crane.masked_loss import LanguageTexts, bits_per_byte, scaled_site
 from crane.models.loading import LoadedModel
-from crane.models.sites import site_hooks
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
 from crane.scoring.base import Scores, to_layer_indices
 from crane.scoring.budget import Budget
-
-LN2 = math.log(2.0)
 
 
 @dataclass(frozen=True)
@@ -99,31 +95,6 @@ class OptimiseReport:
     measured_sel: float = float("nan")
 
 
-class _Texts:
-    """One language's fit texts, tokenized once; minibatches of whole texts with their bytes."""
-
-    def __init__(self, loaded: LoadedModel, texts: list[str], batching: RelevanceOptions):
-        self.tok = tokenize_texts(loaded.tokenizer, texts, max_length=batching.max_length)
-        self.by_text: dict[int, list[int]] = {}
-        for i, window in enumerate(self.tok.windows):
-            self.by_text.setdefault(window.text_index, []).append(i)
-        self.texts = sorted(self.by_text)
-        self.batching = batching
-        self.pad = pad_token_id(loaded.tokenizer)
-
-    def subset(self, chosen: list[int]) -> tuple[TokenizedTexts, int]:
-        """The windows of texts ``chosen`` and their UTF-8 bytes."""
-        windows = [self.tok.windows[i] for t in chosen for i in self.by_text[t]]
-        n_bytes = sum(self.tok.n_bytes[t] for t in chosen)
-        return TokenizedTexts(windows, self.tok.n_bytes, self.tok.n_tokens), n_bytes
-
-    def batches(self, tok: TokenizedTexts) -> Iterator[object]:
-        return iter_batches(
-            tok, batch_size=self.batching.batch_size, pad_id=self.pad,
-            max_tokens=self.batching.batch_tokens,
-        )
-
-
 def _standardised(scores: Scores, lang: str) -> torch.Tensor:
     """S_L flattened and standardised (ineligible neurons just below the lowest eligible)."""
     flat = scores.values[lang].flatten().double()
@@ -147,28 +118,9 @@ def _hard_mask(theta: torch.Tensor, k: int, tau: float) -> torch.Tensor:
     return hard + (soft - soft.detach())  # exactly the hard mask in the forward pass
 
 
-def _masked(loaded: LoadedModel, site: str, keep: torch.Tensor) -> object:
-    """Multiply the site by ``keep`` ([n_layers, d_ff], may carry a graph) in every layer."""
-
-    def apply(layer: int, x: torch.Tensor) -> torch.Tensor:
-        return x * keep[layer].to(device=x.device, dtype=x.dtype)
-
-    return site_hooks(loaded.model, loaded.adapter, site, apply)
-
-
-def _bpb(loaded: LoadedModel, texts: _Texts, tok: TokenizedTexts, n_bytes: int) -> torch.Tensor:
-    """Bits per byte of ``tok`` under whatever hooks are on (a scalar, with a graph if any)."""
-    total = None
-    for batch in texts.batches(tok):
-        nats = -explained(loaded.model, batch, "logprob").double()  # type: ignore[arg-type]
-        total = nats if total is None else total + nats
-    assert total is not None
-    return total / (LN2 * n_bytes)
-
-
 def _fit_sel(
     loaded: LoadedModel,
-    texts: dict[str, _Texts],
+    texts: dict[str, LanguageTexts],
     lang: str,
     chosen: torch.Tensor,
     base: dict[str, float],
@@ -180,10 +132,9 @@ def _fit_sel(
     keep = torch.ones(n_layers * d_ff)
     keep[chosen] = 0.0
     delta = {}
-    with torch.no_grad(), _masked(loaded, site, keep.view(n_layers, d_ff)):
+    with torch.no_grad(), scaled_site(loaded, site, keep.view(n_layers, d_ff)):
         for e, t in texts.items():
-            tok, n_bytes = t.subset(t.texts)
-            delta[e] = float(_bpb(loaded, t, tok, n_bytes)) - base[e]
+            delta[e] = float(bits_per_byte(loaded, t)) - base[e]
     others = [delta[e] for e in texts if e != lang]
     return delta[lang] - lam * (sum(others) / len(others))
 
@@ -210,11 +161,9 @@ def optimise_sets(
     if len(languages) < 2:
         raise ConfigError("optimise compares languages: give at least two (e.g. en,zh).")
     n_layers, d_ff = loaded.shape.n_layers, loaded.shape.d_ff
-    texts = {lang: _Texts(loaded, fit.texts[lang], batching) for lang in languages}
+    texts = {lang: LanguageTexts(loaded, fit.texts[lang], batching) for lang in languages}
     with torch.no_grad():
-        base = {
-            e: float(_bpb(loaded, t, *t.subset(t.texts))) for e, t in texts.items()
-        }
+        base = {e: float(bits_per_byte(loaded, t)) for e, t in texts.items()}
     generator = torch.Generator().manual_seed(options.seed)
     neurons: dict[str, dict[int, list[int]]] = {}
     reports: dict[str, OptimiseReport] = {}
@@ -236,12 +185,11 @@ def optimise_sets(
             for e, t in texts.items():
                 order = torch.randperm(len(t.texts), generator=generator).tolist()
                 chosen = [t.texts[i] for i in order[: options.texts_per_step]]
-                tok, n_bytes = t.subset(chosen)
                 # a fresh graph through the mask per language: the model is frozen, only θ
                 # receives a gradient
                 keep = 1.0 - _hard_mask(theta, k, tau).view(n_layers, d_ff)
-                with _masked(loaded, site, keep):
-                    bpb = _bpb(loaded, t, tok, n_bytes)
+                with scaled_site(loaded, site, keep):
+                    bpb = bits_per_byte(loaded, t, chosen)
                 (weight[e] * bpb).backward()
                 objective -= weight[e] * float(bpb.detach())
                 report.forward_passes += 1

@@ -211,3 +211,47 @@ def _few_tests():  # type: ignore[no-untyped-def]
     from crane.verify import VerifyOptions
 
     return VerifyOptions(max_tests=3)
+
+
+def test_integrated_gradient_shares_sum_to_the_sets_change(tiny_llama_dir: Path) -> None:
+    from crane.construction import integrated_gradient_shares
+    from crane.masked_loss import LanguageTexts
+
+    loaded = load_model(tiny_llama_dir)
+    texts = {lang: LanguageTexts(loaded, items, LOGPROB) for lang, items in TEXTS.items()}
+    d_ff = loaded.shape.d_ff
+    chosen = [3, 17, 40, d_ff + 5, 2 * d_ff - 1]  # two layers
+    coarse, delta = integrated_gradient_shares(loaded, chosen, texts, "down_in", 2)
+    fine, again = integrated_gradient_shares(loaded, chosen, texts, "down_in", 32)
+    assert delta == again
+    for lang in TEXTS:
+        assert fine[lang].shape == (len(chosen),)
+        gap_fine = abs(float(fine[lang].sum()) - delta[lang])
+        gap_coarse = abs(float(coarse[lang].sum()) - delta[lang])
+        assert gap_fine <= 1e-3 * max(1.0, abs(delta[lang]))  # completeness
+        assert gap_coarse <= 1e-2 * max(1.0, abs(delta[lang]))
+        assert len(set(fine[lang].tolist())) == len(chosen)  # one share per member
+        assert delta[lang] != 0
+
+
+def test_construction_swaps_keep_exactly_k_and_never_lower_validated_sel(
+    tiny_llama_dir: Path,
+) -> None:
+    from crane.identification import IdentifyOptions, identify_methods
+
+    loaded = load_model(tiny_llama_dir)
+    texts = {lang: items * 3 for lang, items in TEXTS.items()}
+    options = IdentifyOptions(
+        relevance=RelevanceOptions(method="gradxact", target="logprob", batch_size=4),
+        score="contrast", verify_mode="rounds", rounds=2, ig_steps=4,
+    )
+    found = identify_methods(loaded, Corpus(texts), ["gradxact"], budget="9", options=options)
+    for lang in TEXTS:
+        report = found.reports["gradxact"][lang]
+        assert found.sets["gradxact"].size(lang) == 9
+        assert report.ig_steps == 4 and report.backward_passes == 4 * len(TEXTS)
+        assert set(report.share_sum) == set(TEXTS) and math.isfinite(report.share_gap)
+        assert report.swaps_kept in (0, report.swaps_tried)
+        assert report.swaps_tried in (0, report.nonpositive_shares)
+        assert report.measured_sel >= report.sel_before_swaps  # a swap never lowers it
+    assert any(r.swaps_tried for r in found.reports["gradxact"].values())  # the path ran

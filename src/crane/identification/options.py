@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crane.collect import RelevanceOptions
 from crane.data.corpus import Corpus
@@ -13,6 +13,9 @@ from crane.optimise import OptimiseOptions
 from crane.scoring import Budget
 from crane.stats import Stats
 from crane.verify import LanguageReport, VerifyOptions
+
+if TYPE_CHECKING:
+    from crane.construction import ConstructionOptions
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,10 @@ class IdentifyOptions:
     ``rounds`` (v2 causal construction: masked re-estimation, exactly k, measured Δ)."""
     rounds: int = 4
     """Rounds of the ``rounds`` construction."""
+    ig_steps: int = 8
+    """Points of the construction's integrated-gradient shares (0: no shares, no swaps)."""
+    swaps: bool = True
+    """The construction swaps out members with a share ≤ 0 when validated Sel does not fall."""
     optimise: OptimiseOptions = field(default_factory=OptimiseOptions)
     """How the ``optimise`` method searches its mask."""
     max_texts: int | None = None
@@ -48,6 +55,14 @@ class IdentifyOptions:
     token_budget: int | None = None
     """Most tokens per language (``crane identify --max-tokens``); not ``batch_tokens``, the
     padded tokens of one batch."""
+
+    def construction(self) -> ConstructionOptions:
+        """The options of the ``rounds`` construction (causal verification v2)."""
+        from crane.construction import ConstructionOptions
+
+        return ConstructionOptions(
+            rounds=self.rounds, ig_steps=self.ig_steps, swaps=self.swaps
+        ).validate()
 
     def score_options(self) -> dict[str, object]:
         """The options of the relevance methods' scorer (``crane_scores``)."""

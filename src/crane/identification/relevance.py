@@ -161,7 +161,7 @@ def _identify_relevance(
     site = options.relevance.site
     reports: dict[str, LanguageReport] = {}
     if verify_corpus is not None and options.verify_mode == "rounds":
-        from crane.construction import ConstructionOptions, construct_sets
+        from crane.construction import construct_sets
         from crane.intervene import mask_neurons
 
         def recollect(masked: NeuronSet) -> Stats:
@@ -176,7 +176,7 @@ def _identify_relevance(
             loaded, stats, verify_corpus,
             score=lambda again: spec.score(again, **options.score_options()),
             recollect=recollect, budget=options.budget, site=site,
-            batching=options.relevance, options=ConstructionOptions(rounds=options.rounds),
+            batching=options.relevance, options=options.construction(),
             progress=progress,
         )
         neurons.meta.update(

@@ -235,7 +235,7 @@ def _verified_set(
     """An activation method's set confirmed like CRANE's (``base.verify_mode``): group tests
     of its ranking, or the causal construction with its statistics collected again under
     each round's mask."""
-    from crane.construction import ConstructionOptions, construct_sets
+    from crane.construction import construct_sets
     from crane.intervene import mask_neurons
     from crane.verify import verify_candidates
 
@@ -258,7 +258,7 @@ def _verified_set(
 
     neurons, built = construct_sets(
         loaded, stats, validation, score=score, recollect=recollect, budget=budget, site=site,
-        batching=base.relevance, options=ConstructionOptions(rounds=base.rounds),
+        batching=base.relevance, options=base.construction(),
         progress=progress,
     )
     return neurons, dict(built)

@@ -21,7 +21,8 @@ IDENTIFY_KEYS = (
     "model", "languages", "methods", "budget", "reference_budget", "identify_max_texts",
     "identify_corpus", "corpus_lang", "text_field", "lang_field", "site", "target", "score",
     "quantile", "profile", "normalize", "lam", "contrast_over", "z", "verify",
-    "verify_methods", "verify_ratio", "verify_tests", "verify_mode", "rounds", "max_length",
+    "verify_methods", "verify_ratio", "verify_tests", "verify_mode", "rounds", "ig_steps",
+    "swaps", "max_length",
     "batch_size", "batch_tokens", "seed", "token_budget", "shard_texts", "sweep_budgets",
     "sweep_methods", "random_control", "optimise_steps", "optimise_lr", "optimise_texts",
     "optimise_init",
@@ -83,6 +84,10 @@ class StudyConfig:
     verify_ratio: float = 1.0
     verify_mode: str = "groups"
     rounds: int = 4
+    ig_steps: int = 8
+    """Points of the construction's integrated-gradient shares (0: no shares, no swaps)."""
+    swaps: bool = True
+    """The construction swaps out members with a share ≤ 0 when validated Sel does not fall."""
     verify_tests: int = 24
     token_budget: int | None = None
     """Most tokens per language for identification (None: no limit; ``crane identify
@@ -238,6 +243,8 @@ class StudyConfig:
             )
         if self.rounds < 1:
             raise ConfigError(f"rounds must be at least 1, got {self.rounds}.")
+        if self.ig_steps < 0:
+            raise ConfigError(f"ig_steps must be 0 or more, got {self.ig_steps}.")
         if self.lam < 0 or self.z < 0:
             raise ConfigError(f"lam and z must not be negative, got {self.lam} and {self.z}.")
         if self.optimise_init is not None:
@@ -266,6 +273,8 @@ class StudyConfig:
             verify=self.verify,
             verify_mode=self.verify_mode,
             rounds=self.rounds,
+            ig_steps=self.ig_steps,
+            swaps=self.swaps,
             max_texts=self.identify_max_texts,
             token_budget=self.token_budget,
             verification=VerifyOptions(
