@@ -121,30 +121,32 @@ LOGPROB_CHUNK = 512
 
 
 class _GoldLogProb(torch.autograd.Function):
-    """Σ log p(gold | h) over positions, computed chunk by chunk in the forward pass and again
-    chunk by chunk in the backward pass, so no ``[positions, vocab]`` tensor is kept for the
-    backward pass (autograd would keep every chunk's logits until then)."""
+    """Σ log p(gold | h) over positions, chunk by chunk, so no ``[positions, vocab]`` tensor
+    outlives one chunk. When ``h`` needs a gradient, each chunk's gradient is computed in the
+    forward pass while its logits exist (one vocabulary matmul forward, one backward) and kept
+    (``[positions, hidden]``); the backward pass only scales it. Recomputing the logits in the
+    backward pass instead would cost a third vocabulary matmul per position."""
 
     @staticmethod
     def forward(ctx: Any, h: torch.Tensor, gold: torch.Tensor, model: nn.Module) -> torch.Tensor:
-        ctx.model = model
-        ctx.save_for_backward(h, gold)
         total = torch.zeros((), dtype=torch.float64, device=h.device)
+        grad = torch.empty_like(h) if ctx.needs_input_grad[0] else None
         for lo in range(0, h.shape[0], LOGPROB_CHUNK):
             hi = lo + LOGPROB_CHUNK
-            total += _chunk_logprob(model, h[lo:hi], gold[lo:hi])
+            if grad is None:
+                total += _chunk_logprob(model, h[lo:hi], gold[lo:hi])
+                continue
+            with torch.enable_grad():
+                chunk = h[lo:hi].detach().requires_grad_(True)
+                logp = _chunk_logprob(model, chunk, gold[lo:hi])
+                (grad[lo:hi],) = torch.autograd.grad(logp, [chunk])
+            total += logp.detach()
+        ctx.save_for_backward(grad if grad is not None else h.new_empty(0))
         return total.to(h.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        h, gold = ctx.saved_tensors
-        grad = torch.empty_like(h)
-        for lo in range(0, h.shape[0], LOGPROB_CHUNK):
-            hi = lo + LOGPROB_CHUNK
-            with torch.enable_grad():
-                chunk = h[lo:hi].detach().requires_grad_(True)
-                logp = _chunk_logprob(ctx.model, chunk, gold[lo:hi])
-                (grad[lo:hi],) = torch.autograd.grad(logp, [chunk])
+        (grad,) = ctx.saved_tensors
         return grad * grad_output.to(grad.dtype), None, None
 
 
