@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_CONFIGS
 
 import crane.data.continuation as continuation
 from crane.data.builtin import GettextUnavailable
@@ -25,6 +26,7 @@ from crane.data.choice_files import (
 )
 from crane.errors import ConfigError, CorpusError, LanguageError
 from crane.evaluation import ChoiceScores, choice_matrix, choice_scores
+from crane.evaluation import choice as choice_module
 from crane.evaluation.bpb import NONE
 from crane.evaluation.choice import item_texts
 from crane.evaluation.metrics import matrix_metrics
@@ -331,3 +333,134 @@ def test_choice_matrix(model: Any, tiny_tokenizer: Any) -> None:
         matrix.units(), rows, matrix.languages, higher_is_better=True, n_boot=20
     )
     assert set(metrics["metrics"]["toy"]) == {"en", "zh"}
+
+
+# ---- the shared-prefix cache ------------------------------------------------------------------
+
+CACHE_ITEMS = [
+    *ITEMS_EN,
+    ChoiceItem("q2", "the quick brown fox " * 6 + "jumps", ("over the lazy dog", "a"), 0),
+    ChoiceItem("q3", "Water boils at", ("100 degrees", "5 degrees", "free", "the sun"), 0),
+]
+
+
+@pytest.mark.parametrize("model_type", sorted(TINY_CONFIGS))
+def test_prefix_cache_equals_one_sequence_per_choice(
+    tiny_model: Any, tiny_tokenizer: Any, model_type: str
+) -> None:
+    """Every supported family: the cached path (contexts padded together, options at their
+    true positions) gives the uncached scores, also when a long context is truncated
+    (max_length 20) and when batches are small."""
+    model = tiny_model(model_type)
+    assert choice_module.prefix_cache_support(model) is None
+    for max_length, batch_size in ((None, 64), (20, 3)):
+        kwargs = dict(style="question", batch_size=batch_size, max_length=max_length)
+        plain = choice_scores(model, tiny_tokenizer, CACHE_ITEMS, prefix_cache=False, **kwargs)
+        cached = choice_scores(model, tiny_tokenizer, CACHE_ITEMS, **kwargs)
+        np.testing.assert_allclose(cached.loglik, plain.loglik, rtol=0, atol=1e-4)
+        assert cached.n_truncated == plain.n_truncated
+    assert plain.n_truncated >= 1
+
+
+def _embedded_tokens(model: Any, run: Any) -> int:
+    """Tokens the model body embeds while ``run()`` runs."""
+    seen = []
+    handle = model.get_input_embeddings().register_forward_hook(
+        lambda _m, args, _out: seen.append(args[0].numel())
+    )
+    try:
+        run()
+    finally:
+        handle.remove()
+    return sum(seen)
+
+
+def test_prefix_cache_runs_the_context_once(model: Any, tiny_tokenizer: Any) -> None:
+    prompt = "All human beings are born free and equal in dignity and rights. " * 2
+    item = [ChoiceItem("c", prompt, ("free", "equal", "born", "dignity"), 0)]
+    ctx = len(_encode(tiny_tokenizer, prompt + "\nAnswer:"))
+    options = [len(_encode(tiny_tokenizer, " " + c)) for c in item[0].choices]
+    cached = _embedded_tokens(model, lambda: choice_scores(model, tiny_tokenizer, item))
+    plain = _embedded_tokens(
+        model, lambda: choice_scores(model, tiny_tokenizer, item, prefix_cache=False)
+    )
+    assert cached == 1 + ctx + 4 * max(options)  # BOS + context once, options padded
+    assert plain == 4 * (1 + ctx + max(options))
+
+
+def test_models_without_cache_support_take_the_uncached_path(
+    model: Any, tiny_tokenizer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = choice_scores(model, tiny_tokenizer, CACHE_ITEMS, prefix_cache=False)
+    monkeypatch.setattr(choice_module, "_cache_argument", lambda _model: None)
+    assert choice_module.prefix_cache_support(model) == "its forward takes no key/value cache"
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the cached path ran")
+
+    monkeypatch.setattr(choice_module, "_cached_nats", never)
+    scores = choice_scores(model, tiny_tokenizer, CACHE_ITEMS)
+    np.testing.assert_array_equal(scores.loglik, expected.loglik)
+    matrix = choice_matrix(model, tiny_tokenizer, _small_set(), {}, random_controls=False)
+    assert matrix.meta["prefix_cache"] is False
+
+
+def test_a_model_that_returns_no_cache_falls_back(
+    model: Any, tiny_tokenizer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = choice_scores(model, tiny_tokenizer, CACHE_ITEMS, prefix_cache=False)
+    monkeypatch.setattr(choice_module, "_returned_cache", lambda _out: None)
+    scores = choice_scores(model, tiny_tokenizer, CACHE_ITEMS)
+    np.testing.assert_array_equal(scores.loglik, expected.loglik)
+
+
+def test_group_batches_limits() -> None:
+    group = choice_module._Group
+    groups = [
+        group([1] * n_ctx, list(range(k)), [[5] * n_opt] * k)
+        for n_ctx, n_opt, k in [(3, 2, 4), (10, 1, 2), (6, 4, 3), (2, 2, 4), (9, 3, 1)]
+    ]
+
+    def check(batches: list[list[int]], batch_size: int, max_tokens: int | None, window: Any):
+        assert sorted(g for b in batches for g in b) == list(range(len(groups)))  # each once
+        for b in batches:
+            rows = sum(len(groups[g].options) for g in b)
+            width = max(len(groups[g].context) for g in b)
+            long = max(len(o) for g in b for o in groups[g].options)
+            if len(b) > 1:
+                assert rows <= batch_size
+                assert max_tokens is None or rows * (width + long) <= max_tokens
+                assert window is None or width + long <= window
+            lengths = [len(groups[g].context) for g in b]
+            assert lengths == sorted(lengths, reverse=True)  # longest context first
+
+    for batch_size, max_tokens, window in [(64, None, None), (5, None, None), (64, 40, None),
+                                           (64, None, 9), (1, 10, 4)]:
+        batches = choice_module._group_batches(groups, batch_size, max_tokens, window)
+        check(batches, batch_size, max_tokens, window)
+    assert len(choice_module._group_batches(groups, 64, None, None)) == 1
+    assert len(choice_module._group_batches(groups, 1, None, None)) == len(groups)
+    with pytest.raises(ConfigError, match="batch_size"):
+        choice_module._group_batches(groups, 0, None, None)
+
+
+def test_progress_counts_the_cached_batches(model: Any, tiny_tokenizer: Any) -> None:
+    class Count:
+        started = advanced = 0
+
+        def start(self, _label: str, total: int) -> None:
+            self.started = total
+
+        def advance(self, n: int = 1) -> None:
+            self.advanced += n
+
+        def message(self, _text: str) -> None:
+            pass
+
+    for prefix_cache in (True, False):
+        progress = Count()
+        choice_scores(
+            model, tiny_tokenizer, CACHE_ITEMS, batch_size=3, prefix_cache=prefix_cache,
+            progress=progress,  # type: ignore[arg-type]
+        )
+        assert progress.started == progress.advanced > 1

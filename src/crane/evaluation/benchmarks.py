@@ -21,7 +21,13 @@ from crane.data.choice_files import ChoiceSet
 from crane.data.corpus import Corpus
 from crane.data.languages import ByLanguage
 from crane.evaluation.bpb import BitsPerByte, text_nats
-from crane.evaluation.choice import _prepare, _Prepared, _resolve_max_length, _score
+from crane.evaluation.choice import (
+    _count_batches,
+    _prepare,
+    _Prepared,
+    _resolve_max_length,
+    _score,
+)
 from crane.evaluation.conditions import Cell
 from crane.evaluation.metrics import bpb_units
 from crane.progress import NullProgress, Progress
@@ -136,11 +142,14 @@ class BitsPerByteBenchmark(_Batched):
 class ChoiceBenchmark(_Batched):
     """Multiple-choice accuracy (units: items; ``num`` 1 when the length-normalised choice is
     right, ``den`` 1; ``extra["correct_raw"]`` without normalisation). ``Cell.detail`` is a
-    :class:`~crane.evaluation.choice.ChoiceScores`."""
+    :class:`~crane.evaluation.choice.ChoiceScores`. ``prefix_cache`` (default) runs each item's
+    context once and reuses its key/value cache for every choice (same scores to float
+    rounding; see :mod:`crane.evaluation.choice`)."""
 
     units_field = "choice_set"
     choice_set: ChoiceSet
     max_length: int | None = None
+    prefix_cache: bool = True
     labels: Labels = CHOICE
     _prepared: dict[str, _Prepared] = field(default_factory=dict, repr=False)
 
@@ -160,10 +169,12 @@ class ChoiceBenchmark(_Batched):
         return self._prepared[language]
 
     def batches(self, language: str) -> int:
-        return count_batches(
-            self.prepared(language).tokenized,
+        return _count_batches(
+            self.model,
+            self.prepared(language),
             batch_size=self.batch_size,
             max_tokens=self.batch_tokens,
+            prefix_cache=self.prefix_cache,
         )
 
     def evaluate(self, language: str) -> Cell:
@@ -174,6 +185,7 @@ class ChoiceBenchmark(_Batched):
             max_tokens=self.batch_tokens,
             pad_id=pad_token_id(self.tokenizer),
             progress=self.progress,
+            prefix_cache=self.prefix_cache,
         )
         norm = scores.correct(norm=True).astype(float).tolist()
         raw = scores.correct(norm=False).astype(float).tolist()

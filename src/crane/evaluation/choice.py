@@ -16,10 +16,21 @@ Formatting (:func:`item_texts`), one place for every set:
 The separator before a continuation is a space only in languages that separate words with
 spaces (:func:`crane.data.choice_files.uses_spaces`): Chinese, Japanese, Thai, ... continuations
 follow the context directly.
+
+Shared-prefix cache (the default, ``prefix_cache=True``): the choices of an item share its
+context, so the context is run once (a batch of items' contexts, right-padded) and its key/value
+cache (a transformers ``DynamicCache``) is repeated along the batch for every choice; only the
+continuation tokens are then run, at their true positions (``position_ids``), attending to the
+cached context through the attention mask. The scores equal one sequence per choice (the
+uncached path, ``prefix_cache=False``) to float rounding; masks (:func:`crane.intervene.mask_neurons`)
+apply to both passes. Models whose forward takes no cache or no position ids (BLOOM excepted:
+its ALiBi positions come from the attention mask), or that attend in chunks, are scored on the
+uncached path (:func:`prefix_cache_support` says why).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +43,7 @@ from torch import nn
 from crane.data.batching import TokenizedTexts, Window, count_batches, pad_token_id
 from crane.data.choice_files import STYLES, ChoiceItem, ChoiceSet, uses_spaces
 from crane.errors import ConfigError, LanguageError
-from crane.evaluation.bpb import NONE, evaluate_masks, text_nats
+from crane.evaluation.bpb import NONE, _device, _scored_nll, evaluate_masks, text_nats
 from crane.evaluation.metrics import Units, accuracy_units
 from crane.models.adapters import Adapter
 from crane.neurons import NeuronSet
@@ -45,6 +56,7 @@ __all__ = [
     "choice_matrix",
     "choice_scores",
     "item_texts",
+    "prefix_cache_support",
 ]
 
 QUESTION_TEMPLATE = "{question}\nAnswer:"
@@ -146,8 +158,19 @@ def _resolve_max_length(model: nn.Module, max_length: int | None) -> int:
 
 
 @dataclass
+class _Group:
+    """The choices of one item that read the same context tokens (all of them, unless the
+    window truncated the context differently for choices of different lengths)."""
+
+    context: list[int]  # BOS (when the tokenizer has one) + context tokens
+    windows: list[int]  # the window (row of ``_Prepared.tokenized``) of each choice
+    options: list[list[int]]  # the continuation tokens of each choice, all scored
+
+
+@dataclass
 class _Prepared:
-    """One language's items as token windows: one window per (item, choice)."""
+    """One language's items as token windows: one window per (item, choice), and the same
+    windows grouped by shared context for the prefix-cached path."""
 
     tokenized: TokenizedTexts
     rows: tuple[np.ndarray, np.ndarray]  # item and choice index of each window
@@ -156,6 +179,7 @@ class _Prepared:
     n_tokens: np.ndarray
     answer: np.ndarray
     n_truncated: int
+    groups: list[_Group] = field(default_factory=list)
 
 
 def _prepare(
@@ -177,6 +201,7 @@ def _prepare(
     n_bytes = np.zeros((len(items), n_choices), dtype=np.int64)
     n_tokens = np.zeros((len(items), n_choices), dtype=np.int64)
     windows: list[Window] = []
+    groups: dict[tuple[int, tuple[int, ...]], _Group] = {}
     truncated: set[int] = set()
     for row, ((i, j, context, continuation), whole) in enumerate(zip(pairs, wholes, strict=True)):
         ctx = context_ids[context]
@@ -201,6 +226,9 @@ def _prepare(
                 "so its first token cannot be scored; give a non-empty prompt."
             )
         windows.append(Window(row, prefix + ctx + cont, len(cont)))
+        group = groups.setdefault((i, tuple(ctx)), _Group(prefix + ctx, [], []))
+        group.windows.append(row)
+        group.options.append(cont)
         n_bytes[i, j] = len(continuation.encode("utf-8"))
         n_tokens[i, j] = len(cont)
     tokenized = TokenizedTexts(
@@ -212,8 +240,207 @@ def _prepare(
     rows = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
     answer = np.array([item.answer for item in items], dtype=np.int64)
     return _Prepared(
-        tokenized, rows, (len(items), n_choices), n_bytes, n_tokens, answer, len(truncated)
+        tokenized,
+        rows,
+        (len(items), n_choices),
+        n_bytes,
+        n_tokens,
+        answer,
+        len(truncated),
+        list(groups.values()),
     )
+
+
+# ---- the shared-prefix cache -------------------------------------------------------------------
+
+_NO_POSITION_IDS = frozenset({"bloom"})
+"""Model types whose forward takes no ``position_ids`` but derives positions from the attention
+mask (ALiBi over the mask's running count), so a padded cached context is still exact."""
+
+
+def _text_config(model: nn.Module) -> Any:
+    config = getattr(model, "config", None)
+    return getattr(config, "text_config", None) or config
+
+
+def _cache_argument(model: nn.Module) -> str | None:
+    """The name under which the model body's forward takes a KV cache, else None."""
+    try:
+        params = inspect.signature(model.base_model.forward).parameters
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if "use_cache" not in params:
+        return None
+    for name in ("cache", "past_key_values"):  # renamed within transformers 5.x
+        if name in params:
+            return name
+    return None
+
+
+def prefix_cache_support(model: nn.Module) -> str | None:
+    """``None`` when the model's choices can be scored from a shared-prefix cache, else one
+    sentence saying why not (the choices are then scored one sequence each)."""
+    name = _cache_argument(model)
+    if name is None:
+        return "its forward takes no key/value cache"
+    config = _text_config(model)
+    if getattr(config, "attention_chunk_size", None):
+        return "it attends in chunks, which a padded cached context would shift"
+    params = inspect.signature(model.base_model.forward).parameters
+    if "position_ids" not in params and getattr(config, "model_type", None) not in _NO_POSITION_IDS:
+        return "its forward takes no position ids, so a padded context would shift the choices"
+    return None
+
+
+def _sliding_window(model: nn.Module) -> int | None:
+    window = getattr(_text_config(model), "sliding_window", None)
+    return int(window) if isinstance(window, int) and window > 0 else None
+
+
+def _group_batches(
+    groups: list[_Group], batch_size: int, max_tokens: int | None, window: int | None
+) -> list[list[int]]:
+    """Groups (indices, longest context first) per batch of the cached path.
+
+    A batch holds at most ``batch_size`` choices and, when ``max_tokens`` is set, at most that
+    many padded tokens counted as the uncached path counts them (choices × (longest context +
+    longest continuation)); with a sliding window ``window``, several groups share a batch only
+    when the longest context plus the longest continuation fits in it (a shorter context is
+    padded on its right, which would push its tokens out of the window). A batch always holds
+    at least one group, whatever its size.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
+    if max_tokens is not None and max_tokens < 1:
+        raise ConfigError(f"max_tokens must be at least 1, got {max_tokens}.")
+    order = sorted(range(len(groups)), key=lambda g: -len(groups[g].context))  # stable
+    out: list[list[int]] = []
+    batch: list[int] = []
+    rows = context = option = 0
+    for g in order:
+        group = groups[g]
+        new_rows = rows + len(group.options)
+        new_context = max(context, len(group.context))
+        new_option = max([option, *map(len, group.options)])
+        fits = new_rows <= batch_size and (
+            max_tokens is None or new_rows * (new_context + new_option) <= max_tokens
+        )
+        if window is not None and new_context + new_option > window:
+            fits = False
+        if batch and not fits:
+            out.append(batch)
+            batch, new_rows = [], len(group.options)
+            new_context, new_option = len(group.context), max(map(len, group.options))
+        batch.append(g)
+        rows, context, option = new_rows, new_context, new_option
+    if batch:
+        out.append(batch)
+    return out
+
+
+def _returned_cache(output: Any) -> Any:
+    for name in ("cache", "past_key_values"):
+        cache = getattr(output, name, None)
+        if cache is not None:
+            return cache
+    return None
+
+
+@torch.no_grad()
+def _cached_nats(
+    model: nn.Module,
+    prepared: _Prepared,
+    *,
+    batch_size: int,
+    max_tokens: int | None,
+    pad_id: int,
+    progress: Progress,
+) -> np.ndarray | None:
+    """Summed NLL (nats) of every window's continuation: ``[n_windows]`` float64, each
+    context run once per batch and its cache repeated for the choices (module docstring).
+    ``None`` when the model returned no cache on the first batch (nothing counted yet)."""
+    cache_name = _cache_argument(model)
+    body = model.base_model
+    takes_positions = "position_ids" in inspect.signature(body.forward).parameters
+    device = _device(model)
+    groups = prepared.groups
+    totals = torch.zeros(len(prepared.tokenized.n_bytes), dtype=torch.float64)
+    done = False
+    for batch in _group_batches(groups, batch_size, max_tokens, _sliding_window(model)):
+        members = [groups[g] for g in batch]
+        width = max(len(m.context) for m in members)
+        context_ids = torch.full((len(members), width), pad_id, dtype=torch.long)
+        context_mask = torch.zeros((len(members), width), dtype=torch.long)
+        for b, m in enumerate(members):
+            context_ids[b, : len(m.context)] = torch.tensor(m.context)
+            context_mask[b, : len(m.context)] = 1
+        out = body(
+            input_ids=context_ids.to(device), attention_mask=context_mask.to(device), use_cache=True
+        )
+        cache = _returned_cache(out)
+        if cache is None:
+            if done:  # pragma: no cover - a model that caches only sometimes
+                raise ConfigError(
+                    "The model stopped returning a key/value cache part-way; score with "
+                    "prefix_cache=False."
+                )
+            return None
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        lengths = context_mask.sum(dim=1)  # [G]
+        last = hidden[torch.arange(len(members)), (lengths - 1).to(hidden.device)]  # [G, d]
+        # one row per choice: its group, its window, its continuation tokens
+        owner = [b for b, m in enumerate(members) for _ in m.options]
+        windows = [w for m in members for w in m.windows]
+        options = [o for m in members for o in m.options]
+        index = torch.tensor(owner, dtype=torch.long)
+        cache.batch_select_indices(index)  # CPU indices index a cache on any device
+        long = max(len(o) for o in options)
+        option_ids = torch.full((len(options), long), pad_id, dtype=torch.long)
+        option_mask = torch.zeros((len(options), long), dtype=torch.long)
+        targets = torch.full((len(options), long), -100, dtype=torch.long)
+        for r, o in enumerate(options):
+            option_ids[r, : len(o)] = torch.tensor(o)
+            option_mask[r, : len(o)] = 1
+            targets[r, : len(o) - 1] = option_ids[r, 1 : len(o)]  # position t predicts t + 1
+        kwargs: dict[str, Any] = {cache_name: cache}  # type: ignore[dict-item]
+        if takes_positions:
+            kwargs["position_ids"] = (lengths[index][:, None] + torch.arange(long)).to(device)
+        attention = torch.cat([context_mask[index], option_mask], dim=1)
+        out = body(
+            input_ids=option_ids.to(device),
+            attention_mask=attention.to(device),
+            use_cache=True,
+            **kwargs,
+        )
+        option_hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        # first continuation token: predicted at the context's last position
+        first = torch.tensor([o[0] for o in options], dtype=torch.long)
+        nll = _scored_nll(model, last[index.to(last.device)], first)
+        scored = targets != -100
+        rest = _scored_nll(model, option_hidden[scored.to(option_hidden.device)], targets[scored])
+        window_index = torch.tensor(windows, dtype=torch.long)
+        totals.index_add_(0, window_index, nll)
+        totals.index_add_(0, window_index[scored.nonzero()[:, 0]], rest)
+        del cache, out
+        done = True
+        progress.advance(1)
+    return totals.numpy()
+
+
+def _count_batches(
+    model: nn.Module,
+    prepared: _Prepared,
+    *,
+    batch_size: int,
+    max_tokens: int | None,
+    prefix_cache: bool,
+) -> int:
+    """Forward passes (batches) :func:`_score` takes with the same arguments."""
+    if prefix_cache and prefix_cache_support(model) is None:
+        return len(
+            _group_batches(prepared.groups, batch_size, max_tokens, _sliding_window(model))
+        )
+    return count_batches(prepared.tokenized, batch_size=batch_size, max_tokens=max_tokens)
 
 
 def _score(
@@ -224,15 +451,27 @@ def _score(
     max_tokens: int | None,
     pad_id: int,
     progress: Progress,
+    prefix_cache: bool = True,
 ) -> ChoiceScores:
-    nats = text_nats(
-        model,
-        prepared.tokenized,
-        batch_size=batch_size,
-        max_tokens=max_tokens,
-        pad_id=pad_id,
-        progress=progress,
-    )
+    nats = None
+    if prefix_cache and prefix_cache_support(model) is None:
+        nats = _cached_nats(
+            model,
+            prepared,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            pad_id=pad_id,
+            progress=progress,
+        )
+    if nats is None:
+        nats = text_nats(
+            model,
+            prepared.tokenized,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            pad_id=pad_id,
+            progress=progress,
+        )
     loglik = np.full(prepared.shape, -np.inf)
     loglik[prepared.rows] = -nats
     return ChoiceScores(
@@ -254,6 +493,7 @@ def choice_scores(
     batch_size: int = 64,
     max_tokens: int | None = 1024,
     max_length: int | None = None,
+    prefix_cache: bool = True,
     progress: Progress | None = None,
 ) -> ChoiceScores:
     """Score every choice of ``items`` under ``model`` (with whatever masks are active).
@@ -261,8 +501,13 @@ def choice_scores(
     Each (item, choice) is one sequence: BOS (when the tokenizer has one) + context tokens +
     continuation tokens; only continuation positions are scored, with
     logits computed at those positions only (``final_hidden`` + ``output_logits``, never the
-    ``[B, T, vocab]`` tensor), in batches of at most ``batch_size`` rows and ``max_tokens``
+    ``[B, T, vocab]`` tensor), in batches of at most ``batch_size`` choices and ``max_tokens``
     padded tokens. ``style`` and ``language`` choose the formatting (:func:`item_texts`).
+
+    With ``prefix_cache`` (default) an item's context is run once and its key/value cache reused
+    for every choice (module docstring); the scores are those of one sequence per choice, which
+    ``prefix_cache=False`` (or a model without cache support, :func:`prefix_cache_support`)
+    computes directly.
 
     ``max_length`` (default: the model's window, ``max_position_embeddings``; never more) caps
     a sequence: a longer context is truncated from the left (BOS kept), the continuation is
@@ -273,7 +518,13 @@ def choice_scores(
     if progress is not None:
         progress.start(
             "multiple choice",
-            count_batches(prepared.tokenized, batch_size=batch_size, max_tokens=max_tokens),
+            _count_batches(
+                model,
+                prepared,
+                batch_size=batch_size,
+                max_tokens=max_tokens,
+                prefix_cache=prefix_cache,
+            ),
         )
     return _score(
         model,
@@ -282,6 +533,7 @@ def choice_scores(
         max_tokens=max_tokens,
         pad_id=pad_token_id(tokenizer),
         progress=progress or NullProgress(),
+        prefix_cache=prefix_cache,
     )
 
 
@@ -376,6 +628,7 @@ def choice_matrix(
     batch_size: int = 64,
     max_tokens: int | None = 1024,
     max_length: int | None = None,
+    prefix_cache: bool = True,
     adapter: Adapter | None = None,
     progress: Progress | None = None,
 ) -> ChoiceMatrix:
@@ -385,7 +638,8 @@ def choice_matrix(
     gives one row per language it holds (that language's neurons masked with ``mode``,
     ``alpha`` and ``means``); with ``random_controls`` each set gets layer-matched random
     controls. Items are
-    formatted by ``choice_set.style`` and tokenized once; scoring follows :func:`choice_scores`.
+    formatted by ``choice_set.style`` and tokenized once; scoring follows :func:`choice_scores`
+    (``prefix_cache`` included).
     """
     from crane.evaluation.benchmarks import ChoiceBenchmark
 
@@ -394,7 +648,7 @@ def choice_matrix(
     progress = progress or NullProgress()
     benchmark = ChoiceBenchmark(
         model, tokenizer, choice_set, batch_size=batch_size, batch_tokens=max_tokens,
-        max_length=length, progress=progress,
+        max_length=length, prefix_cache=prefix_cache, progress=progress,
     )
     run = evaluate_masks(
         model, benchmark, masks, languages, "masked multiple choice",
@@ -410,6 +664,7 @@ def choice_matrix(
         **run.meta,
         "batch_size": batch_size,
         "max_tokens": max_tokens,
+        "prefix_cache": prefix_cache and prefix_cache_support(model) is None,
         "max_length": length,
         "truncated_items": {
             lang: benchmark.prepared(lang).n_truncated for lang in languages
