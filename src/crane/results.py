@@ -223,6 +223,8 @@ class StudyResults:
     languages: tuple[str, ...]
     methods: tuple[str, ...]
     format: str = FORMAT
+    control_language: str | None = None
+    """A Latin-script control for English (``control_language`` of the study), if any."""
     reference_method: str | None = None
     seed: int | None = None
     config: Mapping[str, Any] | None = None
@@ -270,6 +272,7 @@ class StudyResults:
         """The JSON structure of study.json (lists, dicts, numbers, strings and nulls)."""
         out: dict[str, Any] = {"format": self.format, "model": self.model.to_dict()}
         out |= {"languages": list(self.languages), "methods": list(self.methods)}
+        out |= _some(control_language=self.control_language)
         out |= _some(reference_method=self.reference_method, seed=self.seed)
         out |= _some(config=_plain(self.config), identify_corpus=self.identify_corpus)
         for name in ("sets", "verification", "benchmarks", "metrics", "comparisons", "relevance"):
@@ -415,6 +418,7 @@ def _parse(data: Any, where: str) -> StudyResults:
         model=_model(check, top["model"]),
         languages=check.languages,
         methods=check.methods,
+        control_language=_control(check, top.get("control_language")),
         reference_method=text(top.get("reference_method"), "reference_method"),
         seed=check.integer(top.get("seed"), "seed", null=True),
         config=None if config is None else dict(check.obj(config, "config")),
@@ -437,6 +441,13 @@ def _parse(data: Any, where: str) -> StudyResults:
         seconds=check.number(top.get("seconds"), "seconds"),
         extra=extra,
     )
+
+
+def _control(check: _Check, value: Any) -> str | None:
+    code = check.text(value, "control_language")
+    if code is not None and code not in check.languages:
+        check.fail("control_language", f"is {code!r}, which is not in the study's languages")
+    return code
 
 
 def _model(check: _Check, value: Any) -> ModelInfo:

@@ -542,3 +542,21 @@ def test_crane_report_prints_sel_with_intervals_verdicts_and_the_small_sample_wa
     )
     assert ("no selective set at k" in out) == weak
     assert "rest on fewer than 30 texts or items" in out  # bpb: 15 per language
+
+
+def test_a_latin_script_control_language_is_compared_with_english(tmp_path: Path) -> None:
+    from crane.results import ResultsError
+    from crane.study import StudyConfig
+
+    config = StudyConfig(languages=["en", "zh"], control_language="FR", methods=["crane"])
+    config.validate()
+    assert config.languages == ["en", "zh", "fr"] and config.control_language == "fr"
+    results = synthetic_results()
+    results["control_language"] = "vi"  # any study language can play the control here
+    index = build_report(_write_study(tmp_path / "run", results))
+    html = index.read_text(encoding="utf-8")
+    assert "Latin-script control" in html and 'id="control"' in html
+    assert StudyResults.from_dict(results).to_dict() == json.loads(json.dumps(results))
+    results["control_language"] = "fr"
+    with pytest.raises(ResultsError, match="control_language"):
+        StudyResults.from_dict(results)

@@ -268,6 +268,46 @@ def _comparisons(results: StudyResults) -> str:
     return '<h2 id="comparisons">Comparisons</h2>' + lead + "\n".join(out)
 
 
+def _control(results: StudyResults) -> str:
+    """English beside the Latin-script control language, per method (bits per byte)."""
+    control = results.control_language
+    english = "en" if "en" in results.languages else results.languages[0]
+    if control is None or control == english:
+        return ""
+    out = []
+    for name, per_method in results.metrics.items():
+        compared = results.comparisons.get(name)
+        verdict = compared.verdict if compared is not None else {}
+        rows = []
+        for method in results.methods:
+            if method == "random" or method not in per_method:
+                continue
+            cells = [f'<td class="row">{_e(method)}</td>']
+            for lang in (english, control):
+                entry = per_method[method].get(lang, NO_METRIC)
+                cells.append(_value_cell(entry.sel, entry.sel_ci))
+                cells.append(f"<td>{_e(verdict.get(method, {}).get(lang, 'n/a'))}</td>")
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        head = "".join(
+            f'<th colspan="2">{_e(language_label(x))}</th>' for x in (english, control)
+        )
+        out.append(
+            f"<h3>{_e(name)}</h3>"
+            f'<div class="scroll"><table><tr><th class="row" rowspan="2">method</th>{head}</tr>'
+            "<tr>" + "<th>Sel</th><th>verdict</th>" * 2 + "</tr>" + "".join(rows)
+            + "</table></div>"
+        )
+    return (
+        f'<h2 id="control">{_e(language_label(english))} and a Latin-script control</h2>'
+        f"<p>{_e(language_label(control))} is in the study as a control for "
+        f"{_e(language_label(english))}: a method with no selective set for either speaks "
+        "about Latin script or the model's dominant language rather than about English; one "
+        "selective for the control but not for English points to English's dominance. The "
+        "two languages are evaluated on different texts, so their Sel are compared side by "
+        "side, not as a paired difference.</p>" + "".join(out)
+    )
+
+
 def _frontier(results: StudyResults) -> str:
     """Own damage at a fixed off-target damage, read along each method's budget sweep."""
     sweep = results.sweep
@@ -443,9 +483,11 @@ def render_html(results: StudyResults, figures: Sequence[tuple[str, str, bytes]]
     verification = _verification(results)
     notes = _notes(results)
     comparisons, frontier = _comparisons(results), _frontier(results)
+    control = _control(results)
     sections = [
         ("summary", "Summary"),
         *([("comparisons", "Comparisons")] if comparisons else []),
+        *([("control", "Control language")] if control else []),
         *([("frontier", "Frontier")] if frontier else []),
         ("unmasked", "Unmasked values"),
         ("sets", "Set sizes"),
@@ -464,6 +506,7 @@ def render_html(results: StudyResults, figures: Sequence[tuple[str, str, bytes]]
         '<h2 id="summary">Summary</h2>',
         _summary(results),
         comparisons,
+        control,
         frontier,
         '<h2 id="unmasked">Unmasked values</h2>',
         _unmasked(results),

@@ -187,6 +187,7 @@ def study_header(
         "format": FORMAT,
         "model": {**loaded.source, "n_layers": n_layers, "d_ff": loaded.shape.d_ff},
         "languages": config.languages,
+        **({"control_language": config.control_language} if config.control_language else {}),
         "methods": study_methods(config),
         "reference_method": stage.reference,
         "seed": config.seed,

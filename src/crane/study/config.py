@@ -18,7 +18,8 @@ from crane.errors import ConfigError
 FORMAT = "crane-study/1"
 TABLE_KEYS = ("choice_files", "choice_fields")
 IDENTIFY_KEYS = (
-    "model", "languages", "methods", "budget", "reference_budget", "identify_max_texts",
+    "model", "languages", "control_language", "methods", "budget", "reference_budget",
+    "identify_max_texts",
     "identify_corpus", "corpus_lang", "text_field", "lang_field", "site", "target", "score",
     "quantile", "profile", "normalize", "lam", "contrast_over", "z", "verify",
     "verify_methods", "verify_ratio", "verify_tests", "verify_mode", "rounds", "ig_steps",
@@ -52,6 +53,10 @@ class StudyConfig:
 
     model: str = "gemma-3-270m"
     languages: list[str] = field(default_factory=lambda: ["en", "zh", "vi"])
+    control_language: str | None = None
+    """A second Latin-script language (e.g. ``fr`` or ``es``) added to ``languages`` as a
+    control for English: the report compares its sets with English's ("English" vs "Latin
+    script")."""
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     budget: str = "match:crane"
     """Per-language set size: ``match:METHOD`` (every method as large as METHOD's sets),
@@ -185,6 +190,11 @@ class StudyConfig:
         from crane.methods import get_method, parse_methods
 
         self.languages = parse_language_list(self.languages)
+        if self.control_language is not None:
+            (control,) = parse_language_list([self.control_language])
+            self.control_language = control
+            if control not in self.languages:
+                self.languages = [*self.languages, control]
         if len(self.languages) < 2:
             raise ConfigError("A study compares languages: give at least two (e.g. en,zh).")
         self.methods = parse_methods(",".join(self.methods))
