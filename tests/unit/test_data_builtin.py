@@ -79,6 +79,14 @@ def test_udhr_bad_part() -> None:
         udhr_corpus("train")
 
 
+def test_udhr_units_of_other_languages() -> None:
+    units = udhr_units(["fr", "ja"])
+    assert [u["id"] for u in units] == list(range(31))
+    assert units[1]["fr"][0].startswith("Tous les êtres humains naissent libres")
+    assert units[0]["titles"]["fr"] and "en" not in units[0]
+    assert udhr_corpus("identify", "fr,ja")["fr"][1] == "\n".join(units[1]["fr"])
+
+
 # --- gettext ------------------------------------------------------------------------------
 
 
@@ -100,6 +108,13 @@ def test_gettext_is_parallel_and_clean() -> None:
         assert zh != en and vi != en
         assert re.search(r"[\u4e00-\u9fff]", zh)
     assert c.provenance["source"] == "gettext" and c.provenance["domains"]
+
+
+@needs_catalogs
+def test_gettext_default_languages_are_the_explicit_ones() -> None:
+    for part in ("identify", "heldout"):
+        assert gettext_corpus(part).texts == gettext_corpus(part, languages="en,zh,vi").texts
+    assert gettext_corpus("all").provenance["locales"] == {"zh": "zh_CN", "vi": "vi"}
 
 
 @needs_catalogs

@@ -46,6 +46,21 @@ from crane.errors import CraneError, LanguageError
         ("vie_Latn", "vi"),
         ("arb_Arab", "ar"),
         ("sr-latn", "sr-Latn"),
+        # codes without an ISO 639-1 equivalent keep their registered code (via langcodes)
+        ("yue", "yue"),
+        ("YUE_Hant", "yue-Hant"),
+        ("fil", "fil"),
+        ("zho_Hans", "zh-Hans"),
+        ("zh-Hans", "zh-Hans"),
+        ("pt-BR", "pt-BR"),
+        ("quz", "quz"),
+        ("ckb", "ckb"),
+        ("zlm", "ms"),
+        # deprecated codes become their successors; implied subtags are kept
+        ("iw", "he"),
+        ("mo", "ro"),
+        ("prs", "fa-AF"),
+        ("sh", "sr-Latn"),
     ],
 )
 def test_normalize_language(code: str, expected: str) -> None:
@@ -65,13 +80,16 @@ def test_iso_table_is_complete() -> None:
     assert set(ISO_639_2_TO_1.values()) == set(ISO_639_1)
 
 
-@pytest.mark.parametrize("bad", ["xx", "qqq", "", "e", "english", "en--US", "en-€", "123"])
+@pytest.mark.parametrize(
+    "bad", ["xx", "qqq", "qaa", "und", "mul", "zxx", "", "e", "english", "en--US", "en-€", "123"]
+)
 def test_unknown_codes_raise_language_error(bad: str) -> None:
     with pytest.raises(LanguageError) as err:
         normalize_language(bad)
     assert isinstance(err.value, CraneError)
     msg = str(err.value)
     assert repr(bad) in msg and "ISO 639-1" in msg and "zh-Hans" in msg
+    assert "crane data show" in msg
     assert not is_language_code(bad)
 
 
@@ -81,6 +99,9 @@ def test_language_name() -> None:
     assert language_name("zh-Hans") == "Chinese (Simplified)"
     assert language_name("zh-Hant-TW") == "Chinese (Traditional, TW)"
     assert language_name("vi") == "Vietnamese"
+    assert language_name("yue") == "Chinese, Yue"  # named after its UDHR declaration
+    assert language_name("yue-Hant") == "Chinese, Yue (Traditional)"
+    assert language_name("got") == "got"  # no declaration: the code itself
     with pytest.raises(LanguageError):
         language_name("xx")
 
@@ -95,3 +116,6 @@ def test_parse_language_list() -> None:
             parse_language_list(empty)
     with pytest.raises(LanguageError, match="'xx'"):
         parse_language_list("en,xx")
+    assert parse_language_list(["en", "de", "ja", "sw", "yue", "fil", "sr-Latn", "zho_Hans"]) == [
+        "en", "de", "ja", "sw", "yue", "fil", "sr-Latn", "zh-Hans",
+    ]  # fmt: skip

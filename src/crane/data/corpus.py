@@ -1,4 +1,5 @@
-"""Corpora: texts per language with provenance, and readers for text, JSONL, CSV and Parquet.
+"""Corpora: texts per language with provenance, and readers for text, JSONL, CSV, Parquet and
+Arrow (a ``datasets`` ``save_to_disk`` directory).
 
 Every text is NFC-normalised and stripped on the way in; empty texts are dropped. A corpus's
 ``provenance["sha256"]`` hashes the normalised content, so two corpora with the same texts in
@@ -11,7 +12,7 @@ import copy
 import hashlib
 import json
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from crane.data.readers import (
     Record,
     decode_text_file,
     format_of,
+    parse_arrow,
     parse_csv,
     parse_jsonl,
     parse_parquet,
@@ -71,6 +73,10 @@ class Corpus(ByLanguage):
 
     texts: dict[str, list[str]]
     provenance: dict[str, Any] = field(default_factory=dict)
+    loader: Callable[[list[str]], Corpus] | None = field(default=None, repr=False, compare=False)
+    """For a built-in corpus: builds the same corpus (same part and options) for other
+    languages, so :meth:`select` reaches languages this object did not load (the bundled
+    UDHR's ~450, this machine's gettext locales). None for corpora read from files."""
 
     def __post_init__(self) -> None:
         clean: dict[str, list[str]] = {}
@@ -104,12 +110,21 @@ class Corpus(ByLanguage):
         return iter(self.texts)
 
     def select(self, langs: list[str] | str) -> Corpus:
-        """Keep only ``langs`` (in that order); LanguageError if one has no texts."""
+        """Keep only ``langs`` (in that order); LanguageError if one has no texts.
+
+        A built-in corpus (one with a :attr:`loader`) asked for a language it did not load is
+        built anew for ``langs`` (a parallel corpus keeps only the items every language has).
+        """
         codes = parse_language_list(langs)
+        if self.loader is not None and any(c not in self.texts for c in codes):
+            built = self.loader(codes)
+            prov = copy.deepcopy(built.provenance)
+            prov["selected_languages"] = codes
+            return Corpus({c: list(built.texts[c]) for c in codes}, prov, built.loader)
         self._require(codes)
         prov = self._derived_provenance()
         prov["selected_languages"] = codes
-        return Corpus({c: list(self.texts[c]) for c in codes}, prov)
+        return Corpus({c: list(self.texts[c]) for c in codes}, prov, self.loader)
 
     def take(self, n_per_lang: int) -> Corpus:
         """Keep the first ``n_per_lang`` texts of every language (deterministic)."""
@@ -189,6 +204,8 @@ def _read_records(
     """Parse one file of format ``fmt`` into records."""
     if fmt == "parquet":
         return parse_parquet(path, text_field, lang_field)
+    if fmt == "arrow":
+        return parse_arrow(path, text_field, lang_field)
     text = decode_text_file(path)
     if fmt == "txt":
         return parse_plain(text, unit)
@@ -234,7 +251,8 @@ def read_corpus(
     Formats (``fmt="auto"`` picks by extension): plain text (``.txt``/``.text``; one text per
     line, or per blank-line-separated paragraph with ``unit="paragraph"``), JSONL
     (``.jsonl``/``.ndjson``; objects with ``text_field`` and optionally ``lang_field``, or bare
-    strings), CSV/TSV (a header row naming the columns) and Parquet (needs pyarrow). A directory
+    strings), CSV/TSV (a header row naming the columns), Parquet and Arrow (``.arrow``/``.feather``:
+    the shards of a ``datasets`` ``save_to_disk`` directory; both need pyarrow). A directory
     is read recursively in sorted order and merged; hidden files and unknown extensions are
     skipped.
 
@@ -271,7 +289,7 @@ def read_corpus(
         if kind is None:
             raise CorpusError(
                 f"Cannot tell the format of corpus file '{root}' from its extension; pass a "
-                "format (txt, jsonl, csv, tsv or parquet)."
+                "format (txt, jsonl, csv, tsv, parquet or arrow)."
             )
         files = [root]
         name_root = None
@@ -293,7 +311,7 @@ def read_corpus(
         what = "Directory" if root.is_dir() else "Corpus file"
         raise CorpusError(
             f"{what} '{root}' contains no texts; add at least one non-empty text "
-            f"(for JSONL, CSV and Parquet, in the field '{text_field}')."
+            f"(for JSONL, CSV, Parquet and Arrow, in the field '{text_field}')."
         )
     provenance = {
         "source": str(root),

@@ -5,13 +5,19 @@ returns: an ISO 639-1 primary subtag (``en``, ``zh``, ``vi``), optionally follow
 (``zh-Hans``), a region (``zh-CN``) or other subtags. Three-letter ISO 639-2/639-3 codes with an
 ISO 639-1 equivalent map to it (``eng`` → ``en``, ``cmn_Hans`` → ``zh-Hans``), and a script that
 is the only one a language is normally written in is dropped (``eng_Latn`` → ``en``), so file
-names such as FLORES's ``vie_Latn.txt`` land on the same key as ``vi``.
+names such as FLORES's ``vie_Latn.txt`` land on the same key as ``vi``. A language without an
+ISO 639-1 code keeps its registered ISO 639-2/639-3 code (``yue``, ``fil``, ``quz``): the IANA
+registry that ``langcodes`` carries decides which codes exist, and maps deprecated ones onto
+their successors (``iw`` → ``he``, ``mo`` → ``ro``). Private-use (``qaa``-``qtz``) and special
+codes (``und``, ``mul``, ``mis``, ``zxx``) name no language and are refused.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from crane.errors import LanguageError
@@ -95,7 +101,7 @@ ISO_639_2_TO_1: dict[str, str] = {
 ISO_639_3_TO_1: dict[str, str] = {
     "cmn": "zh", "arb": "ar", "pes": "fa", "zsm": "ms", "swh": "sw", "ekk": "et", "lvs": "lv",
     "uzn": "uz", "azj": "az", "khk": "mn", "npi": "ne", "ory": "or", "pbu": "ps", "plt": "mg",
-    "gaz": "om", "ydd": "yi", "als": "sq", "quy": "qu",
+    "gaz": "om", "ydd": "yi", "als": "sq", "quy": "qu", "zlm": "ms",
 }  # fmt: skip
 
 # Scripts that add nothing for a language (IANA "Suppress-Script"); dropped on normalisation.
@@ -122,21 +128,53 @@ SCRIPT_NAMES: dict[str, str] = {
 }  # fmt: skip
 
 _UNKNOWN = (
-    "Unknown language code {code!r}; use an ISO 639-1 code such as en, zh or vi "
-    "(optionally with a script or region, e.g. zh-Hans)."
+    "Unknown language code {code!r}; use an ISO 639-1 code such as en, zh or vi, or an ISO "
+    "639-3 code such as yue or fil (optionally with a script or region, e.g. zh-Hans, sr-Latn, "
+    "pt-BR); `crane data show` lists the languages the built-in corpora have."
 )
 _SUBTAG = re.compile(r"^[A-Za-z0-9]{1,8}$")
+_SPECIAL = frozenset({"und", "mul", "mis", "zxx"})
+_PRIVATE_USE = re.compile(r"^q[a-t][a-z]$")
 
 
-def _primary(subtag: str, code: str) -> str:
-    """Map a primary subtag to its ISO 639-1 code, or raise LanguageError."""
+@functools.lru_cache(maxsize=4096)
+def _registered(low: str) -> tuple[str, ...] | None:
+    """A two- or three-letter code the IANA language subtag registry knows (via langcodes),
+    as the subtags of its current tag: its ISO 639-1 code when it has one (``iw`` → ``he``,
+    ``swh`` → ``sw``), else the registered code (``yue``, ``fil``), followed by any script or
+    region the code implies (``prs`` → ``fa``, ``AF``; ``sh`` → ``sr``, ``Latn``); None for
+    unknown, private-use and special codes. Individual languages are not folded into their
+    macrolanguage (``prs`` stays Dari), except where the tables above do it (``cmn`` → ``zh``)."""
+    if not (2 <= len(low) <= 3 and low.isalpha()) or low in _SPECIAL or _PRIVATE_USE.match(low):
+        return None
+    import langcodes
+
+    try:
+        if not langcodes.Language.get(low).is_valid():
+            return None
+        tag = langcodes.standardize_tag(low)
+    except (langcodes.LanguageTagError, ValueError):
+        return None
+    language, *implied = tag.split("-")
+    if not language or language in _SPECIAL or _PRIVATE_USE.match(language):
+        return None
+    mapped = ISO_639_2_TO_1.get(language) or ISO_639_3_TO_1.get(language) or language
+    return (mapped, *implied)
+
+
+def _primary(subtag: str, code: str) -> tuple[str, list[str]]:
+    """Map a primary subtag to its ISO 639-1 code (or its registered ISO 639-2/3 code when it
+    has no ISO 639-1 one), with the subtags it implies; or raise LanguageError."""
     low = subtag.lower()
     if low in ISO_639_1:
-        return low
+        return low, []
     mapped = ISO_639_2_TO_1.get(low) or ISO_639_3_TO_1.get(low)
-    if mapped is None:
+    if mapped is not None:
+        return mapped, []
+    registered = _registered(low)
+    if registered is None:
         raise LanguageError(_UNKNOWN.format(code=code))
-    return mapped
+    return registered[0], list(registered[1:])
 
 
 def normalize_language(code: str) -> str:
@@ -149,9 +187,9 @@ def normalize_language(code: str) -> str:
     parts = [p for p in re.split(r"[-_]", code.strip())]
     if not parts or any(not _SUBTAG.match(p) for p in parts):
         raise LanguageError(_UNKNOWN.format(code=code))
-    primary = _primary(parts[0], code)
+    primary, implied = _primary(parts[0], code)
     out = [primary]
-    rest = parts[1:]
+    rest = parts[1:] or implied
     # Extended-language form (zh-cmn-Hans): drop an extlang that maps back to the primary.
     if rest and len(rest[0]) == 3 and rest[0].isalpha():
         low = rest[0].lower()
@@ -175,6 +213,43 @@ def normalize_language(code: str) -> str:
     return "-".join(out)
 
 
+@dataclass(frozen=True)
+class TagParts:
+    """A tag's subtags after ``langcodes`` normalisation, and its likely script and region
+    (CLDR likely subtags: ``zh`` → Hans, CN; ``sr`` → Cyrl, RS; ``pt`` → Latn, BR)."""
+
+    language: str
+    script: str | None
+    region: str | None
+    variants: tuple[str, ...]
+    likely_script: str | None
+    likely_region: str | None
+
+
+@functools.lru_cache(maxsize=4096)
+def tag_parts(code: str, macro: bool = False) -> TagParts | None:
+    """The parts of a BCP-47-style tag (``tl`` → ``fil``; with ``macro``, an individual
+    language becomes its macrolanguage, ``cmn`` → ``zh``); None for ``und`` and for what
+    langcodes cannot parse. Used to match codes with UDHR declarations and gettext locales."""
+    import langcodes
+
+    try:
+        lang = langcodes.Language.get(langcodes.standardize_tag(code, macro=macro))
+    except (langcodes.LanguageTagError, ValueError):
+        return None
+    if not lang.language or lang.language == "und":
+        return None
+    full = lang.maximize()
+    return TagParts(
+        language=lang.language,
+        script=lang.script,
+        region=lang.territory,
+        variants=tuple(v.lower() for v in (lang.variants or ())),
+        likely_script=full.script,
+        likely_region=full.territory,
+    )
+
+
 def is_language_code(code: str) -> bool:
     """Return True when ``code`` normalises without error."""
     try:
@@ -187,7 +262,8 @@ def is_language_code(code: str) -> bool:
 def language_name(code: str) -> str:
     """English name of a code: ``"zh-Hans"`` → ``"Chinese (Simplified)"``, ``"en"`` → ``"English"``.
 
-    Unknown codes raise LanguageError.
+    A language without an ISO 639-1 code is named after its bundled UDHR declaration
+    (``"yue"`` → ``"Chinese, Yue"``), else by its code. Unknown codes raise LanguageError.
     """
     norm = normalize_language(code)
     primary, *rest = norm.split("-")
@@ -197,8 +273,15 @@ def language_name(code: str) -> str:
             details.append(SCRIPT_NAMES.get(sub, sub))
         else:
             details.append(sub)
-    name = ISO_639_1[primary]
+    name = ISO_639_1.get(primary) or _other_name(primary)
     return f"{name} ({', '.join(details)})" if details else name
+
+
+def _other_name(primary: str) -> str:
+    """Name of a language without an ISO 639-1 code: its UDHR declaration's, else the code."""
+    from crane.data.udhr import declaration_name
+
+    return declaration_name(primary) or primary
 
 
 def parse_language_list(spec: str | Iterable[str]) -> list[str]:

@@ -2,6 +2,8 @@
 
 Each parser returns :class:`Record` objects (raw text, raw language value or None, and where in
 the file it came from); :func:`crane.data.corpus.read_corpus` turns them into a ``Corpus``.
+A language field may name several fields joined by ``+`` (``iso_639_3+iso_15924``, as FLORES+
+has them): their values are joined with ``_`` (``cmn_Hans``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 from crane.errors import CorpusError
 from crane.io import parse_json
 
-# Extension → format name. Formats: txt (plain text), jsonl, csv, tsv, parquet.
+# Extension → format name. Formats: txt (plain text), jsonl, csv, tsv, parquet, arrow (Arrow
+# IPC stream or file: the shards ``datasets.Dataset.save_to_disk`` writes, Feather v2).
 EXTENSIONS: dict[str, str] = {
     ".txt": "txt",
     ".text": "txt",
@@ -26,6 +29,8 @@ EXTENSIONS: dict[str, str] = {
     ".csv": "csv",
     ".tsv": "tsv",
     ".parquet": "parquet",
+    ".arrow": "arrow",
+    ".feather": "arrow",
 }
 FORMAT_ALIASES: dict[str, str] = {
     "txt": "txt",
@@ -35,6 +40,8 @@ FORMAT_ALIASES: dict[str, str] = {
     "csv": "csv",
     "tsv": "tsv",
     "parquet": "parquet",
+    "arrow": "arrow",
+    "feather": "arrow",
 }
 UNITS = ("line", "paragraph")
 
@@ -116,6 +123,20 @@ def _missing_field(path: Path, where: str, kind: str, name: str, available: list
     )
 
 
+def lang_fields(lang_field: str) -> list[str]:
+    """The field names of a language field: ``"iso_639_3+iso_15924"`` → both, else one."""
+    return [f for f in lang_field.split("+") if f] if "+" in lang_field else [lang_field]
+
+
+def join_lang(values: list[Any]) -> Any:
+    """One language value from the values of :func:`lang_fields` (None when one is missing)."""
+    if len(values) == 1:
+        return values[0]
+    if any(v is None or not str(v).strip() for v in values):
+        return None
+    return "_".join(str(v).strip() for v in values)
+
+
 def parse_jsonl(text: str, path: Path, text_field: str, lang_field: str) -> list[Record]:
     """One record per non-blank line; a line is a JSON object (or a bare JSON string)."""
     records = []
@@ -142,7 +163,8 @@ def parse_jsonl(text: str, path: Path, text_field: str, lang_field: str) -> list
             raise CorpusError(_missing_field(path, f"Line {i + 1}", "field", text_field, list(obj)))
         value = _field_text(obj[text_field], path, where, text_field)
         if value is not None:
-            records.append(Record(value, obj.get(lang_field), where))
+            lang = join_lang([obj.get(f) for f in lang_fields(lang_field)])
+            records.append(Record(value, lang, where))
     return records
 
 
@@ -159,14 +181,15 @@ def parse_csv(
             return []
         if text_field not in columns:
             raise CorpusError(_missing_field(path, "The header", "column", text_field, columns))
-        has_lang = lang_field in columns
+        fields = lang_fields(lang_field)
+        has_lang = all(f in columns for f in fields)
         records = []
         for row in reader:
             where = f"row {reader.line_num}"
             value = row.get(text_field)
             if value is None:
                 continue
-            lang = row.get(lang_field) if has_lang else None
+            lang = join_lang([row.get(f) or None for f in fields]) if has_lang else None
             records.append(Record(value, lang or None, where))
     except csv.Error as exc:
         raise CorpusError(
@@ -178,46 +201,96 @@ def parse_csv(
     return records
 
 
-def parse_parquet(path: Path, text_field: str, lang_field: str) -> list[Record]:
-    """One record per row of a Parquet file (null texts skipped)."""
+def _pyarrow(path: Path, kind: str) -> Any:
     try:
         import pyarrow as pa
-        import pyarrow.parquet as pq
     except ImportError as exc:  # pragma: no cover - pyarrow is installed in tests
         raise CorpusError(
-            f"Reading the Parquet file '{path}' needs pyarrow; install it with "
+            f"Reading the {kind} file '{path}' needs pyarrow; install it with "
             "pip install 'crane-neurons[parquet]'."
         ) from exc
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise CorpusError(
-            f"Corpus file '{path}' is not a readable Parquet file ({exc}); check the file."
-        ) from exc
+    return pa
+
+
+def _table_records(
+    schema: Any, read: Any, path: Path, text_field: str, lang_field: str, pa: Any
+) -> list[Record]:
+    """Records of a table whose ``schema`` is known; ``read(columns)`` reads those columns."""
     columns = list(schema.names)
     if text_field not in columns:
         raise CorpusError(_missing_field(path, "The schema", "column", text_field, columns))
-    if not (
-        pa.types.is_string(schema.field(text_field).type)
-        or pa.types.is_large_string(schema.field(text_field).type)
-    ):
+    kind = schema.field(text_field).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise CorpusError(
-            f"Column '{text_field}' of corpus file '{path}' has type "
-            f"{schema.field(text_field).type}, not string; choose a text column."
+            f"Column '{text_field}' of corpus file '{path}' has type {kind}, not string; "
+            "choose a text column."
         )
-    has_lang = lang_field in columns
-    wanted = [text_field] + ([lang_field] if has_lang and lang_field != text_field else [])
-    try:
-        table = pq.read_table(path, columns=wanted)
-    except (pa.ArrowException, OSError) as exc:
-        raise CorpusError(
-            f"Corpus file '{path}' is not a readable Parquet file ({exc}); check the file."
-        ) from exc
+    fields = lang_fields(lang_field)
+    has_lang = all(f in columns for f in fields)
+    wanted = [text_field] + ([f for f in fields if f != text_field] if has_lang else [])
+    table = read(wanted)
     texts = table.column(text_field).to_pylist()
-    langs = table.column(lang_field).to_pylist() if has_lang else [None] * len(texts)
-    records = [
+    if has_lang:
+        per_field = [table.column(f).to_pylist() for f in fields]
+        langs = [join_lang(list(values)) for values in zip(*per_field, strict=True)]
+    else:
+        langs = [None] * len(texts)
+    return [
         Record(t, lg, f"row {i + 1}")
         for i, (t, lg) in enumerate(zip(texts, langs, strict=True))
         if t is not None
     ]
-    return records
+
+
+def parse_parquet(path: Path, text_field: str, lang_field: str) -> list[Record]:
+    """One record per row of a Parquet file (null texts skipped)."""
+    pa = _pyarrow(path, "Parquet")
+    import pyarrow.parquet as pq
+
+    def bad(exc: Exception) -> CorpusError:
+        return CorpusError(
+            f"Corpus file '{path}' is not a readable Parquet file ({exc}); check the file."
+        )
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise bad(exc) from exc
+
+    def read(columns: list[str]) -> Any:
+        try:
+            return pq.read_table(path, columns=columns)
+        except (pa.ArrowException, OSError) as exc:
+            raise bad(exc) from exc
+
+    return _table_records(schema, read, path, text_field, lang_field, pa)
+
+
+def parse_arrow(path: Path, text_field: str, lang_field: str) -> list[Record]:
+    """One record per row of an Arrow IPC file: the stream format ``datasets``'
+    ``save_to_disk`` writes (``data-00000-of-00001.arrow``) or the file format (Feather v2)."""
+    pa = _pyarrow(path, "Arrow")
+    import pyarrow.ipc as ipc
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(
+            f"Corpus file '{path}' cannot be read ({exc.strerror}); check its permissions."
+        ) from exc
+    table = None
+    problems = []
+    for opener in (ipc.open_stream, ipc.open_file):
+        try:
+            table = opener(pa.py_buffer(data)).read_all()
+            break
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            problems.append(str(exc))
+    if table is None:
+        raise CorpusError(
+            f"Corpus file '{path}' is not a readable Arrow stream or file ({problems[-1]}); "
+            "check the file (datasets' save_to_disk writes Arrow streams)."
+        )
+    return _table_records(
+        table.schema, table.select, path, text_field, lang_field, pa
+    )
