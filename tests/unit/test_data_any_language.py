@@ -411,7 +411,8 @@ def test_split_files_read_back(tmp_path: Path, capsys: pytest.CaptureFixture[str
          "0.5,0.25,0.25"],
         capsys,
     )  # fmt: skip
-    assert code == 0, err and "identification" in printed
+    assert code == 0, err
+    assert "identification" in printed
     parts = split_corpus(read_corpus(source), (0.5, 0.25, 0.25), seed=3)
     for name, part in parts.items():
         back = read_corpus(out / f"{name}.jsonl")
@@ -482,3 +483,41 @@ def test_datasets_save_to_disk_is_readable(tmp_path: Path) -> None:
     ds.save_to_disk(str(tmp_path / "flores_fr"))
     corpus = read_corpus(tmp_path / "flores_fr", text_field="sentence")
     assert corpus.texts == {"fr": ["Je suis là.", "Il pleut."]}
+
+
+def test_the_flores_recipe_of_the_docs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/data.md: FLORES+-style Parquet files with iso_639_3/iso_15924 columns, read with
+    ``--lang-field iso_639_3+iso_15924`` and split into JSONL a study reads with its defaults."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    devtest = tmp_path / "flores_plus" / "devtest"
+    devtest.mkdir(parents=True)
+    rows = (("eng", "Latn", "sentence"), ("cmn", "Hans", "句子"), ("swh", "Latn", "sentensi"))
+    for iso, script, word in rows:
+        table = pa.table(
+            {
+                "id": list(range(20)),
+                "iso_639_3": [iso] * 20,
+                "iso_15924": [script] * 20,
+                "glottocode": ["x"] * 20,
+                "text": [f"{word} {i}" for i in range(20)],
+            }
+        )
+        pq.write_table(table, devtest / f"{iso}_{script}.parquet")
+    field = ["--lang-field", "iso_639_3+iso_15924"]
+    code, out, err = run_cli(["data", "show", "--corpus", str(devtest), *field], capsys)
+    assert code == 0, err
+    assert "zh-Hans" in out
+    out_dir = tmp_path / "data" / "flores"
+    code, _, err = run_cli(
+        ["data", "split", str(devtest), *field, "--out", str(out_dir), "--fractions", "0.5,0.1,0.4"],
+        capsys,
+    )
+    assert code == 0, err
+    evaluation = load_corpus(out_dir / "evaluation.jsonl")
+    assert evaluation.languages == ["zh-Hans", "en", "sw"]  # files in sorted order
+    numbers = {lang: [t.split()[-1] for t in evaluation[lang]] for lang in evaluation.languages}
+    assert numbers["en"] == numbers["zh-Hans"] == numbers["sw"] and len(numbers["en"]) == 8
+    ident = load_corpus(out_dir / "identification.jsonl")
+    assert not find_overlap(ident, evaluation)
