@@ -64,7 +64,8 @@ class Manifest:
         if self.model is not None and owner is not None and owner != self.model:
             raise ConfigError(
                 f"{self.run_dir} holds a run of another model ({_describe(owner)}); give a new "
-                "output directory (--out) or delete that one."
+                "output directory (--out), or replace that run (crane identify --overwrite) or "
+                "delete it."
             )
         stages = data.get("stages", {})
         if not isinstance(stages, dict):
@@ -87,9 +88,11 @@ class Manifest:
         entry = self.stages.get(stage)
         if not isinstance(entry, dict) or entry.get("key") != key:
             return False
-        outputs = entry.get("outputs", {})
+        outputs = entry.get("outputs")
         if not isinstance(outputs, dict):
             return False
+        if "check" in entry and entry["check"] != _entry_check(key, outputs):
+            return False  # the record was edited (e.g. its outputs emptied): redo the stage
         for name, digest in outputs.items():
             if not _inside(name):  # an edited manifest naming a file outside the run
                 return False
@@ -106,11 +109,11 @@ class Manifest:
         self._mine.add(stage)
         on_disk = self._read()
         self.stages = {**on_disk, **{name: self.stages[name] for name in self._mine if name in self.stages}}
+        recorded = {str(p.relative_to(self.run_dir)): file_sha256(p) for p in sorted(set(outputs))}
         self.stages[stage] = {
             "key": key,
-            "outputs": {
-                str(p.relative_to(self.run_dir)): file_sha256(p) for p in sorted(set(outputs))
-            },
+            "outputs": recorded,
+            "check": _entry_check(key, recorded),
             "seconds": round(seconds, 3),
         }
         self._write()
@@ -188,6 +191,13 @@ def clear_run(run_dir: str | Path) -> list[Path]:
             path.unlink()
             removed.append(path)
     return removed
+
+
+def _entry_check(key: str, outputs: dict[str, Any]) -> str:
+    """A hash over a stage record's key and outputs: a record whose outputs were edited (or
+    emptied, which would make it complete without any file to check) no longer matches.
+    Records written before this check have none and are checked by their files alone."""
+    return inputs_key({"key": key, "outputs": outputs})
 
 
 def _sound_stage(entry: Any) -> bool:

@@ -55,6 +55,8 @@ def _short(number: int) -> str:
 
 
 def _clean_layers(layers: Mapping[Any, Iterable[Any]], where: str) -> LayerIndices:
+    """``layers`` checked and cleaned; errors begin with ``where`` (e.g. ``Neuron set language
+    'en'``)."""
     clean: LayerIndices = {}
     for layer, indices in layers.items():
         try:
@@ -64,26 +66,26 @@ def _clean_layers(layers: Mapping[Any, Iterable[Any]], where: str) -> LayerIndic
             values = sorted({_whole(i) for i in indices})
         except (TypeError, ValueError, OverflowError) as exc:
             raise NeuronSetError(
-                f"Neuron set {where} has a non-integer layer or index ({exc}); "
+                f"{where} has a non-integer layer or index ({exc}); "
                 "layers and indices must be whole numbers."
             ) from None
         if layer_i < 0 or any(v < 0 for v in values):
             raise NeuronSetError(
-                f"Neuron set {where} has a negative layer or neuron index; indices start at 0."
+                f"{where} has a negative layer or neuron index; indices start at 0."
             )
         if layer_i >= MAX_LAYER:
             raise NeuronSetError(
-                f"Neuron set {where} has layer {_short(layer_i)}, larger than any model's "
+                f"{where} has layer {_short(layer_i)}, larger than any model's "
                 f"(below {MAX_LAYER}); check the file."
             )
         if values and values[-1] >= MAX_INDEX:
             raise NeuronSetError(
-                f"Neuron set {where} has neuron index {_short(values[-1])} in layer {layer_i}, "
+                f"{where} has neuron index {_short(values[-1])} in layer {layer_i}, "
                 f"larger than any model's MLP (below {MAX_INDEX}); check the file."
             )
         if layer_i in clean:
             raise NeuronSetError(
-                f"Neuron set {where} gives layer {layer_i} twice; give each layer once."
+                f"{where} gives layer {layer_i} twice; give each layer once."
             )
         if values:
             clean[layer_i] = values
@@ -96,7 +98,7 @@ _CODE_SHAPED = re.compile(r"[A-Za-z]{2,3}(?:[-_].*)?", re.DOTALL)
 """A key that reads as a language code attempt (2-3 letters first): it must be a known code."""
 
 
-def _language_key(lang: Any) -> str:
+def _language_key(lang: Any, owner: str = "Neuron set") -> str:
     """A set's language key: a language code normalised (``EN`` → ``en``, ``zh_hans`` →
     ``zh-Hans``), or a plain label (such as a control's, ``random``) kept as written; a key
     shaped like a code that is no known code (``xq``), or one with spaces, markup or control
@@ -106,23 +108,39 @@ def _language_key(lang: Any) -> str:
 
     text = str(lang).strip()
     if not text:
-        raise NeuronSetError("A neuron set has an empty language key; name every language.")
+        raise NeuronSetError(f"{owner} language key {lang!r} is empty; name every language.")
     try:
         return normalize_language(text)
     except LanguageError:
         pass
     if _CODE_SHAPED.fullmatch(text):
         raise NeuronSetError(
-            f"Neuron set language key {_shown(text)} is not a known language code; use an ISO "
+            f"{owner} language key {_shown(text)} is not a known language code; use an ISO "
             "639 code such as en, zh-Hans or vi."
         )
     if not _LABEL.fullmatch(text):
         raise NeuronSetError(
-            f"Neuron set language key {_shown(text)} is neither a language code (en, zh-Hans) "
+            f"{owner} language key {_shown(text)} is neither a language code (en, zh-Hans) "
             "nor a plain label (a letter, then letters, digits or _ . : ~ + -, at most 64 "
             "characters); rename it."
         )
     return text
+
+
+def _clean_neurons(neurons: Mapping[Any, Any], owner: str) -> dict[str, LayerIndices]:
+    """language → layer → indices checked and cleaned; errors begin with ``owner`` (``Neuron
+    set``, or ``Neuron set file PATH:`` when a file is read)."""
+    clean: dict[str, LayerIndices] = {}
+    for lang, layers in neurons.items():
+        key = _language_key(lang, owner)
+        if key in clean:
+            raise NeuronSetError(
+                f"{owner} language {lang!r} is given twice (as {key!r}); give it once."
+            )
+        if not isinstance(layers, Mapping):
+            raise NeuronSetError(f"{owner} language {lang!r} holds no layer → indices mapping.")
+        clean[key] = _clean_layers(layers, f"{owner} language {lang!r}")
+    return clean
 
 
 def _shown(text: str) -> str:
@@ -152,18 +170,7 @@ class NeuronSet:
             raise NeuronSetError(
                 f"Neuron set site '{self.site}' is unknown; use one of: {', '.join(SITES)}."
             )
-        neurons: dict[str, LayerIndices] = {}
-        for lang, layers in self.neurons.items():
-            key = _language_key(lang)
-            if key in neurons:
-                raise NeuronSetError(
-                    f"Neuron set has language {lang!r} twice (as {key!r}); give it once."
-                )
-            if not isinstance(layers, Mapping):
-                raise NeuronSetError(
-                    f"Neuron set language {lang!r} holds no layer → indices mapping."
-                )
-            neurons[key] = _clean_layers(layers, f"language {lang!r}")
+        neurons = _clean_neurons(self.neurons, "Neuron set")
         self.neurons = neurons
         if self.n_layers is not None and self.d_ff is not None:
             self._check_ranges(self.n_layers, self.d_ff, "the shape it records")
@@ -365,7 +372,7 @@ class NeuronSet:
             )
         _refuse_repeats(neurons, where)
         return cls(
-            neurons=neurons,
+            neurons=_clean_neurons(neurons, f"{where}:"),
             site=site,
             n_layers=data.get("n_layers"),
             d_ff=data.get("d_ff"),

@@ -201,8 +201,7 @@ def run_shards(
         meta = shard_meta(lang, index, chunk)
         expected = json.loads(json.dumps(meta, default=str))
         complete = out is not None and all(
-            (side := read_sidecar(shard_path(out, lang, index, suffix))) is not None
-            and side.get("meta") == expected
+            _matches(read_sidecar(shard_path(out, lang, index, suffix)), expected)
             for suffix in suffixes
         )
         shard = _sound_shard(out, lang, index, suffixes) if complete else None
@@ -230,7 +229,8 @@ def run_shards(
     for lang, index, _chunk, meta in todo:
         result = compute(lang, tokenized[(lang, index)], batches(tokenized[(lang, index)]))
         for suffix in suffixes:
-            result[suffix].meta = meta
+            counts = {name: one.counts for name, one in result[suffix].languages.items()}
+            result[suffix].meta = {**meta, COUNTS_KEY: _counts_digest(counts)}
         if out is not None:
             for suffix in sorted(suffixes, key=lambda s: s == ""):  # the main file last
                 result[suffix].save(shard_path(out, lang, index, suffix))
@@ -241,6 +241,26 @@ def run_shards(
     for lang, index, _chunk in plan:
         results[lang].append(fresh.get((lang, index)) or saved[(lang, index)])
     return results
+
+
+COUNTS_KEY = "counts_sha256"
+"""Shard meta key holding a hash of the sidecar's token counts: the file's hash covers its
+tensors only, and an edited count would otherwise be read as computed."""
+
+
+def _counts_digest(counts: Any) -> str:
+    return hashlib.sha256(json.dumps(counts, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _matches(side: dict[str, Any] | None, expected: dict[str, Any]) -> bool:
+    """Whether an intact sidecar was written for these inputs (``expected``) and its counts
+    are those it was written with (a shard of an earlier version, without the counts hash,
+    is recomputed once)."""
+    if side is None or not isinstance(side.get("meta"), dict):
+        return False
+    meta = dict(side["meta"])
+    digest = meta.pop(COUNTS_KEY, None)
+    return meta == expected and digest == _counts_digest(side.get("counts"))
 
 
 # ---- one collection call -------------------------------------------------------------------
