@@ -185,3 +185,19 @@ def test_comparisons_pair_methods_and_judge_sets_against_the_random_control() ->
         (1.0 + noise[0]) / (2.0 + noise[0])
     )
     assert out["efficiency"]["optimise"]["en"]["value"] == pytest.approx(1.0)
+
+
+def test_the_verdict_compares_with_the_mean_of_the_random_seeds() -> None:
+    from crane.study.assemble import comparisons
+
+    flat = np.zeros(101)
+    replicates = {
+        "crane": {"zh": flat + 0.3},
+        "random": {"zh": flat + 0.0},
+        "random-1": {"zh": flat + 0.5},  # one lucky seed: the mean is 0.25 < 0.3
+        "random-2": {"zh": flat + 0.25},
+    }
+    out = comparisons(replicates, ["zh"])
+    assert set(out["verdict"]) == {"crane"} and out["verdict"]["crane"]["zh"] == "selective"
+    replicates["random-2"] = {"zh": flat + 0.6}  # now the mean is 0.367 > 0.3
+    assert comparisons(replicates, ["zh"])["verdict"]["crane"]["zh"] == "no selective set at k"

@@ -53,17 +53,21 @@ def study(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
 
 def test_study_has_every_part(study) -> None:
     out, results = study
-    assert results["methods"] == ["gradxact", "lape", "kojima", "random"]
+    controls = ["random", "random-1", "random-2"]  # three seeds by default
+    assert results["methods"] == ["gradxact", "lape", "kojima", *controls]
     assert set(results["benchmarks"]) == {"bpb", "choice", "mc", "generation"}
     # the MMLU-style fixtures (three layouts) go through the same path as real benchmark files
     assert results["benchmarks"]["mc"]["items"] == {"en": 6, "zh": 6, "vi": 6}
-    assert set(results["metrics"]["mc"]) == {"gradxact", "lape", "kojima", "random"}
+    assert set(results["metrics"]["mc"]) == {"gradxact", "lape", "kojima", *controls}
     generated = json.loads((out / "eval" / "generation" / "none.json").read_text())["cells"]["zh"]
     assert len(generated["generated"]) == 3 and len(generated["identified"]) == 3
     assert generated["num"] == [float(code == "zh") for code in generated["identified"]]
     sizes = results["sets"]["gradxact"]["sizes"]
     assert results["sets"]["random"]["sizes"] == sizes  # the layer-matched control
-    assert results["sets"]["random"]["layer_counts"] == results["sets"]["gradxact"]["layer_counts"]
+    for control in controls:  # layer-matched, other seeds: other neurons
+        assert results["sets"][control]["layer_counts"] == results["sets"]["gradxact"]["layer_counts"]
+    seeded = [json.loads((out / f"neurons-{c}.json").read_text())["neurons"] for c in controls]
+    assert seeded[0] != seeded[1] != seeded[2]
     for method in ("lape", "kojima"):  # equal budget (fewer only without enough candidates)
         assert all(results["sets"][method]["sizes"][lang] <= sizes[lang] for lang in sizes)
         assert sum(results["sets"][method]["sizes"].values()) > 0
@@ -87,7 +91,7 @@ def test_study_has_every_part(study) -> None:
     compared = results["comparisons"]["bpb"]
     a, b = compared["paired"]["gradxact"]["random"]["zh"]["diff"], results["metrics"]["bpb"]
     assert a == pytest.approx(b["gradxact"]["zh"]["sel"] - b["random"]["zh"]["sel"])
-    assert set(compared["verdict"]) == set(results["methods"]) - {"random"}
+    assert set(compared["verdict"]) == set(results["methods"]) - set(controls)
     assert set(results["relevance"]["lape"]["en"]["rc"]) == {"en", "zh", "vi"}
     stored = json.loads((out / "study.json").read_text())
     assert stored["benchmarks"] == json.loads(json.dumps(results["benchmarks"]))

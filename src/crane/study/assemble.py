@@ -61,8 +61,9 @@ def comparisons(
     - ``paired``: A → B → L → ``{diff, ci}``, Sel(A) − Sel(B) with its paired 95% interval;
     - ``efficiency``: method → L → ``{value, ci}``, Sel / Sel* where Sel* is the reference
       optimum's (``optimise``, when the study ran it), on the same resamples;
-    - ``verdict``: method → L → ``selective`` when the paired interval of Sel − Sel(random)
-      lies above 0 (without a random control: when Sel's own interval does), else
+    - ``verdict``: method → L → ``selective`` when the paired interval of Sel minus the mean
+      Sel of the random controls (``random``, ``random-1``, ...) lies above 0 (without a
+      random control: when Sel's own interval does), else
       ``no selective set at k`` (METHOD.md: say so rather than report a set that is not).
     """
     from crane.evaluation.metrics import interval, paired_difference
@@ -88,12 +89,15 @@ def comparisons(
                     "value": float(ratio[0]), "ci": interval(ratio[1:])
                 }
     verdict: dict[str, Any] = {}
+    controls = [m for m in replicates if m == CONTROL or m.startswith(f"{CONTROL}-")]
     for method, per in replicates.items():
-        if method == CONTROL:
+        if method in controls:
             continue
         for lang in per:
-            if CONTROL in replicates and lang in replicates[CONTROL]:
-                low = paired[method][CONTROL][lang]["ci"][0]
+            seeds = [np.asarray(replicates[c][lang]) for c in controls if lang in replicates[c]]
+            if seeds:  # Sel − the mean Sel of the random controls, on the same resamples
+                diff = np.asarray(per[lang]) - np.mean(seeds, axis=0)
+                low = interval(diff[1:])[0]
             else:
                 low = interval(np.asarray(per[lang])[1:])[0]
             clear = low is not None and math.isfinite(low) and low > 0

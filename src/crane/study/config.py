@@ -25,7 +25,7 @@ IDENTIFY_KEYS = (
     "verify_methods", "verify_ratio", "verify_tests", "verify_mode", "rounds", "ig_steps",
     "swaps", "max_length",
     "batch_size", "batch_tokens", "seed", "token_budget", "shard_texts", "sweep_budgets",
-    "sweep_methods", "random_control", "optimise_steps", "optimise_lr", "optimise_texts",
+    "sweep_methods", "random_control", "random_seeds", "optimise_steps", "optimise_lr", "optimise_texts",
     "optimise_init",
 )
 """The keys a study's identify stage depends on (its cache key); not gradient checkpointing,
@@ -128,6 +128,9 @@ class StudyConfig:
     """Prompts per language for generation fidelity (needs the langid extra; 0: not run)."""
     generation_tokens: int = 16
     random_control: bool = True
+    random_seeds: int = 3
+    """Layer-matched random controls (seeds ``seed, seed + 1, ...``: ``random``,
+    ``random-1``, ...); verdicts compare each set with their mean."""
     sweep_budgets: list[float] = field(default_factory=list)
     """Fractions of all neurons for the budget sweep (unverified sets; empty: no sweep)."""
     sweep_methods: list[str] = field(default_factory=lambda: ["crane"])
@@ -202,6 +205,10 @@ class StudyConfig:
             raise ConfigError(
                 "'random' is not a study method: the study adds a layer-matched random control "
                 "itself (random_control = true)."
+            )
+        if self.random_control and self.random_seeds < 1:
+            raise ConfigError(
+                f"random_seeds must be at least 1 with random_control, got {self.random_seeds}."
             )
         for name in ("n_boot", "verify_tests"):
             if getattr(self, name) < 0:

@@ -42,9 +42,16 @@ class IdentifiedSets:
         return out
 
 
+def control_names(config: StudyConfig) -> list[str]:
+    """The random controls of a study: ``random`` (seed ``seed``), ``random-1`` (seed + 1)..."""
+    if not config.random_control:
+        return []
+    return ["random", *(f"random-{i}" for i in range(1, config.random_seeds))]
+
+
 def study_methods(config: StudyConfig) -> list[str]:
-    """The methods identification runs: the study's, plus the random control."""
-    return [*config.methods, *(["random"] if config.random_control else [])]
+    """The methods of a study: the study's, plus its random controls."""
+    return [*config.methods, *control_names(config)]
 
 
 def identify_stage(
@@ -84,6 +91,11 @@ def identify_stage(
     started = time.perf_counter()
     found = _identify(config, loaded, corpus, out, progress)
     found_sets = dict(found.sets)
+    for i, name in enumerate(control_names(config)[1:], start=1):  # further seeds
+        found_sets[name] = found_sets[reference].random_like(
+            seed=config.seed + i, d_ff=loaded.shape.d_ff
+        )
+        found_sets[name].save(out / f"neurons-{name}.json")
     outputs = [out / f"neurons-{m}.json" for m in found_sets]
     relevance_source = "crane" if found.stats.get("crane") is not None else "gradxact"
     relevance_stats = found.stats.get(relevance_source)
@@ -117,7 +129,7 @@ def _identify(
     return identify_methods(
         loaded,
         corpus,
-        study_methods(config),
+        [*config.methods, *(["random"] if config.random_control else [])],
         budget=config.budget,
         options=config.identify_options(),
         out_dir=out,
