@@ -1566,3 +1566,15 @@ def test_an_interrupted_transfer_writes_nothing(
     code, out, err = run_cli(argv, capsys)
     assert_interrupted(code, out, err, 130)
     assert not (tmp_path / "t.json").exists()
+
+
+def test_overwrite_leaves_a_directory_without_a_run_alone(
+    tiny_llama_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """--overwrite replaces a run; files in a directory that holds none are not removed."""
+    seeded_dir(tmp_path / "run")
+    code, _, err = run_cli(
+        [*identify_argv(tiny_llama_dir, tmp_path / "run"), "--overwrite"], capsys
+    )
+    assert code == 0, err
+    assert (tmp_path / "run" / "neurons-earlier.json").read_text() == '{"kept": true}\n'

@@ -195,8 +195,8 @@ def identify_cmd(
         lang_field=settings.lang_field,
     ).select(languages)
     check_output_dir(out)  # fail before the model loads, not at the first shard
-    if overwrite and dist.is_main:
-        clear_run(out)
+    if overwrite and dist.is_main and (out / "manifest.json").is_file():
+        clear_run(out)  # only a directory that holds a run (its manifest) is cleared
     before = _listing(out)
     with progress_bars(disable=not dist.is_main) as bar, _recording(out, shaping, before, dist):
         reporter = RichReporter(bar) if dist.is_main else NullProgress()
