@@ -54,7 +54,7 @@ def main() -> None:
     results = StudyResults.load(args.run / "study.json")
     config = StudyConfig.from_dict(dict(results.config or {}))
     loaded = load_model(config.model, dtype=config.dtype, device=config.device)
-    spec, _ = resolve_identification_corpus(config.identify_corpus)
+    spec, _ = resolve_identification_corpus(config.identify_corpus, config.languages)
     corpus = load_corpus(spec, part="identify").select(config.languages)
     base = config.identify_options()
     fit, validation = _shared_split(corpus, base, config.methods, config.verify_methods)

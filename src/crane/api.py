@@ -81,7 +81,8 @@ def identify(
     if isinstance(corpus, str):
         from crane.data.builtin import resolve_identification_corpus
 
-        spec, _ = resolve_identification_corpus(corpus)  # the library does not print the note
+        # the library does not print the fallback note
+        spec, _ = resolve_identification_corpus(corpus, languages)
     texts = _corpus(spec, "identify", languages)
     names = parse_methods(methods if isinstance(methods, str) else ",".join(methods))
     chosen = IdentifyOptions(

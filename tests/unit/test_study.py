@@ -221,3 +221,28 @@ def test_every_identification_setting_keys_the_identify_stage() -> None:
     exempt = {"gradient_checkpointing", "dtype", "device", "trust_remote_code"}
     settable = (set(OPTION_KEYS.values()) | set(FILE_ONLY_KEYS)) - exempt
     assert settable <= set(IDENTIFY_KEYS), sorted(settable - set(IDENTIFY_KEYS))
+
+
+def test_identification_texts_among_the_evaluation_texts_are_refused(
+    tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    from crane.data.builtin import load_corpus
+    from crane.errors import ConfigError
+    from crane.study.identify import _check_overlap
+
+    held = load_corpus("udhr", part="heldout").select(["en", "zh", "vi"])
+    rows = [
+        {"lang": lang, "text": text}
+        for lang in held.languages
+        for text in [*held[lang][:2], f"An identification sentence of my own in {lang}."]
+    ]
+    corpus = tmp_path / "mine.jsonl"
+    corpus.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    config = tiny_config(tiny_llama_dir, identify_corpus=str(corpus))
+    with pytest.raises(ConfigError, match="allow_overlap"):
+        run_study(config, tmp_path / "run", report=False)
+    assert not (tmp_path / "run" / "study.json").exists()
+    notes: list[str] = []
+    mine = load_corpus(str(corpus), part="identify").select(["en", "zh", "vi"])
+    _check_overlap(tiny_config(tiny_llama_dir, allow_overlap=True), mine, notes)
+    assert len(notes) == 1 and "allow_overlap" in notes[0]

@@ -112,6 +112,9 @@ class StudyConfig:
     optimise_init: str | None = None
     """The method whose scores start the optimisation (None: crane if run, else actmean)."""
 
+    allow_overlap: bool = False
+    """Go on (with a note) when identification texts are among the evaluation texts."""
+
     # evaluation
     bpb_corpus: str = "udhr"
     bpb_part: str = "heldout"

@@ -66,7 +66,7 @@ def identify_stage(
     from crane.data.builtin import load_corpus, resolve_identification_corpus
     from crane.identification import reference_method
 
-    spec, note = resolve_identification_corpus(config.identify_corpus)
+    spec, note = resolve_identification_corpus(config.identify_corpus, config.languages)
     if note:
         notes.append(note)
     corpus = load_corpus(
@@ -76,6 +76,7 @@ def identify_stage(
         text_field=config.text_field,
         lang_field=config.lang_field,
     ).select(config.languages)
+    _check_overlap(config, corpus, notes)
     key = inputs_key(
         {
             "config": {k: getattr(config, k) for k in IDENTIFY_KEYS},
@@ -119,6 +120,18 @@ def identify_stage(
     kill_point("identified")
     manifest.record(STAGE, key, [*outputs, stage_file], time.perf_counter() - started)
     return stage
+
+
+def _check_overlap(config: StudyConfig, identification: Any, notes: list[str]) -> None:
+    """Identification texts must not be among the bits-per-byte evaluation texts (a clear
+    error; a note under ``allow_overlap``)."""
+    from crane.data.builtin import load_corpus
+    from crane.data.splits import check_overlap
+
+    evaluation = load_corpus(config.bpb_corpus, part=config.bpb_part).select(config.languages)
+    found = check_overlap(identification, evaluation, allow_overlap=config.allow_overlap)
+    if found:
+        notes.append(f"{found.message()}; allow_overlap is set, so the study went on.")
 
 
 def _identify(
