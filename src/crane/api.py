@@ -18,7 +18,7 @@ from crane.data.corpus import Corpus
 from crane.evaluation.bpb import MaskingMatrix
 from crane.models.loading import LoadedModel
 from crane.neurons import NeuronSet
-from crane.progress import Progress
+from crane.progress import Progress, default_progress
 
 
 def _loaded(model: str | Path | LoadedModel, **load_options: Any) -> LoadedModel:
@@ -94,7 +94,7 @@ def identify(
     )
     try:
         result = identify_methods(
-            loaded, texts, names, budget=budget, out_dir=out, progress=progress, options=chosen
+            loaded, texts, names, budget=budget, out_dir=out, progress=progress or default_progress(), options=chosen
         )
     except RankDone:
         return None
@@ -125,7 +125,7 @@ def evaluate(
     sets = {"set": neurons} if isinstance(neurons, NeuronSet) else dict(neurons or {})
     return masking_matrix(
         loaded.model, loaded.tokenizer, texts, sets, random_controls=random_controls,
-        adapter=loaded.adapter, progress=progress, **options,
+        adapter=loaded.adapter, progress=progress or default_progress(), **options,
     )
 
 

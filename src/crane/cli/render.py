@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,34 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+PLAIN_EVERY = 30.0
+"""Seconds between the progress lines of one task when stderr is not a terminal."""
+VERBOSITY = {"level": 1}
+"""0: ``--quiet`` (errors and results only), 1: default, 2: ``--verbose`` (DEBUG logs too)."""
+
+
 class RichReporter:
-    """Renders library progress events as rich progress bars and status lines."""
+    """Renders library progress events: rich progress bars on a terminal; elsewhere (a log
+    file, nohup, Slurm) one plain line per task start and end with its elapsed seconds, and
+    a line with the elapsed time and an ETA every :data:`PLAIN_EVERY` seconds in between.
+    Every event is also logged at INFO on the ``crane`` logger."""
 
     def __init__(self, progress: RichProgress) -> None:
+        from crane.progress import TaskClock
+
         self.progress = progress
         self.task: Any = None
+        self.clock = TaskClock(logging.INFO)
+        self.plain = progress.disable and VERBOSITY["level"] > 0
+        self.last_line = 0.0
 
     def start(self, description: str, total: int) -> None:
+        self._finish_line()
+        self.clock.start(description, total)
+        self.last_line = time.perf_counter()
+        if self.plain:
+            err_console.print(f"{escape(description)}: {total} steps", soft_wrap=True)
+            return
         if self.task is not None:
             self.progress.update(self.task, visible=False)
         self.task = self.progress.add_task(description, total=total)
@@ -32,13 +54,51 @@ class RichReporter:
     def advance(self, steps: int = 1) -> None:
         if self.task is not None:
             self.progress.advance(self.task, steps)
+        description, done_before = self.clock.description, self.clock.done
+        finished = self.clock.advance(steps)
+        if not self.plain or description is None:
+            return
+        if finished:
+            err_console.print(
+                f"{escape(description)}: done ({self.clock.total} steps) in "
+                f"{self.clock.elapsed():.1f} s",
+                soft_wrap=True,
+            )
+        elif time.perf_counter() - self.last_line >= PLAIN_EVERY and done_before + steps:
+            self.last_line = time.perf_counter()
+            eta = self.clock.eta()
+            left = f", about {eta:.0f} s left" if eta is not None else ""
+            err_console.print(
+                f"{escape(description)}: {self.clock.done}/{self.clock.total}, "
+                f"{self.clock.elapsed():.0f} s{left}",
+                soft_wrap=True,
+            )
 
     def message(self, text: str) -> None:
-        self.progress.console.print(f"[dim]{text}[/dim]")
+        logging.getLogger("crane").info("%s", text)
+        if VERBOSITY["level"] == 0:
+            return
+        if self.plain:
+            err_console.print(escape(text), soft_wrap=True)
+        else:
+            self.progress.console.print(f"[dim]{escape(text)}[/dim]")
+
+    def _finish_line(self) -> None:
+        """A task that ends without reaching its total (e.g. resumed shards) still gets its
+        end line."""
+        description = self.clock.description
+        if description is not None and self.plain:
+            err_console.print(
+                f"{escape(description)}: done ({self.clock.done} of {self.clock.total} steps) "
+                f"in {self.clock.elapsed():.1f} s",
+                soft_wrap=True,
+            )
+        self.clock.finish()
 
 
 def progress_bars(disable: bool = False) -> RichProgress:
-    """Progress bars on stderr (description, bar, done/total, elapsed time)."""
+    """Progress bars on stderr (description, bar, done/total, elapsed time); no bars when
+    stderr is not a terminal (the reporter prints plain lines there) or under ``--quiet``."""
     return RichProgress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -46,7 +106,7 @@ def progress_bars(disable: bool = False) -> RichProgress:
         TimeElapsedColumn(),
         console=err_console,
         transient=False,
-        disable=disable,
+        disable=disable or not err_console.is_terminal or VERBOSITY["level"] == 0,
     )
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,15 @@ class StudyResult:
     results: dict[str, Any]
     report: Path | None
     seconds: float
+
+
+@contextmanager
+def _stage(name: str, progress: Progress) -> Iterator[None]:
+    """One line (and an INFO log) when a stage starts and when it ends, with its seconds."""
+    started = time.perf_counter()
+    progress.message(f"stage {name}: started")
+    yield
+    progress.message(f"stage {name}: done in {time.perf_counter() - started:.1f} s")
 
 
 def run_study(
@@ -77,12 +88,16 @@ def run_study(
     )
     manifest = Manifest(out, loaded.identity.key())  # another model's run is refused
     benchmarks = study_benchmarks(config, loaded, progress)
-    stage = identify_stage(config, loaded, out, manifest, progress, notes)
+    with _stage("identify", progress):
+        stage = identify_stage(config, loaded, out, manifest, progress, notes)
     main, sweep = study_conditions(stage, config, out)
     results = study_header(config, loaded, stage)
     for benchmark in benchmarks:
         conditions = [*main, *sweep] if benchmark.name == "bpb" else main
-        cells = evaluate_stage(benchmark, conditions, loaded, out, manifest, config, progress)
+        with _stage(f"evaluate:{benchmark.name}", progress):
+            cells = evaluate_stage(
+                benchmark, conditions, loaded, out, manifest, config, progress
+            )
         bench, metrics, compared = benchmark_results(benchmark, cells, main, config)
         results["benchmarks"][benchmark.name], results["metrics"][benchmark.name] = bench, metrics
         results["comparisons"][benchmark.name] = compared
