@@ -271,7 +271,7 @@ def test_every_identify_option_is_a_config_key() -> None:
     from crane.study.config import StudyConfig
 
     parameters = inspect.signature(identify_cmd).parameters
-    assert set(parameters) - {"ctx", "out", "config"} == set(OPTION_KEYS)
+    assert set(parameters) - {"ctx", "out", "config", "overwrite"} == set(OPTION_KEYS)
     defaults = StudyConfig()
     fields = {f.name for f in dataclasses.fields(StudyConfig)}
     study_choices = {"model", "languages", "methods", "budget", "identify_max_texts"}
