@@ -259,7 +259,7 @@ class StudyResults:
                 "results, then build the report from its run directory."
             )
         try:
-            data = parse_json(path.read_text(encoding="utf-8"))
+            data = parse_json(path.read_text(encoding="utf-8"), unique_keys=True)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             reason = getattr(exc, "msg", None) or getattr(exc, "strerror", None) or str(exc)
             raise ResultsError(
@@ -383,6 +383,22 @@ class _Check:
             data.get(key, {}), f"{place}.{key}" if place else key, kinds.split(), leaf
         )
 
+    def exactly(self, value: Any, place: str, known: Sequence[str]) -> Mapping[str, Any]:
+        """The object at ``place``, refusing keys outside ``known`` (sections crane writes
+        whole, where an unknown key can only be damage)."""
+        data = self.obj(value, place)
+        unknown = [k for k in data if k not in known]
+        if unknown:
+            self.fail(f"{place}.{unknown[0]}", f"is not a key of {place} ({', '.join(known)})")
+        return data
+
+    def count(self, value: Any, place: str) -> Any:
+        """A whole number ≥ 0 (a size, a number of layers)."""
+        number = self.integer(value, place)
+        if number < 0:
+            self.fail(place, f"should not be negative, got {number}")
+        return number
+
     def split(self, value: Any, place: str, known: Sequence[str]) -> tuple[Mapping, dict]:
         """The object at ``place`` and its keys outside ``known`` (kept, unread)."""
         data = self.obj(value, place)
@@ -454,8 +470,10 @@ def _model(check: _Check, value: Any) -> ModelInfo:
     data, details = check.split(value, "model", ("spec", "n_layers", "d_ff"))
     return ModelInfo(
         spec=check.text(data.get("spec"), "model.spec"),
-        n_layers=check.integer(data.get("n_layers"), "model.n_layers", null=True),
-        d_ff=check.integer(data.get("d_ff"), "model.d_ff", null=True),
+        n_layers=None if data.get("n_layers") is None else check.count(
+            data.get("n_layers"), "model.n_layers"
+        ),
+        d_ff=None if data.get("d_ff") is None else check.count(data.get("d_ff"), "model.d_ff"),
         details=details,
     )
 
@@ -463,9 +481,9 @@ def _model(check: _Check, value: Any) -> ModelInfo:
 def _set(check: _Check, value: Any, place: str) -> SetSummary:
     data, extra = check.split(value, place, ("sizes", "layer_counts", "file"))
     return SetSummary(
-        sizes=check.under(data, "sizes", place, "language", check.integer),
+        sizes=check.under(data, "sizes", place, "language", check.count),
         layer_counts=check.under(
-            data, "layer_counts", place, "language", lambda v, p: check.row(v, p, check.integer)
+            data, "layer_counts", place, "language", lambda v, p: check.row(v, p, check.count)
         ),
         file=check.text(data.get("file"), f"{place}.file"),
         extra=extra,
@@ -475,6 +493,11 @@ def _set(check: _Check, value: Any, place: str) -> SetSummary:
 def _benchmark(check: _Check, value: Any, place: str) -> BenchmarkResults:
     data, extra = check.split(value, place, [f.name for f in fields(BenchmarkResults)])
     cube = "method language language"
+    missing = [x for x in check.languages if x not in check.obj(data.get("none", {}), place)]
+    if missing:
+        check.fail(
+            f"{place}.none", f"has no value for {', '.join(missing)}, a language of the study"
+        )
     return BenchmarkResults(
         title=check.text(data.get("title"), f"{place}.title"),
         unit=check.text(data.get("unit"), f"{place}.unit"),
@@ -532,17 +555,17 @@ def _sweep(check: _Check, value: Any) -> Sweep:
 
 
 def _comparisons(check: _Check, value: Any, place: str) -> Comparisons:
-    data = check.obj(value, place)
+    data = check.exactly(value, place, ("paired", "efficiency", "verdict"))
 
     def paired(v: Any, p: str) -> Mapping[str, Any]:
-        entry = check.obj(v, p)
+        entry = check.exactly(v, p, ("diff", "ci"))
         return {
             "diff": check.number(entry.get("diff"), f"{p}.diff"),
             "ci": check.interval(entry.get("ci"), f"{p}.ci"),
         }
 
     def ratio(v: Any, p: str) -> Mapping[str, Any]:
-        entry = check.obj(v, p)
+        entry = check.exactly(v, p, ("value", "ci"))
         return {
             "value": check.number(entry.get("value"), f"{p}.value"),
             "ci": check.interval(entry.get("ci"), f"{p}.ci"),
@@ -558,7 +581,7 @@ def _comparisons(check: _Check, value: Any, place: str) -> Comparisons:
 
 
 def _overlap(check: _Check, value: Any) -> Overlap:
-    data = check.obj(value, "overlap")
+    data = check.exactly(value, "overlap", ("between_methods", "between_languages"))
     return Overlap(
         between_methods=check.under(
             data, "between_methods", "overlap", "language method method", check.number

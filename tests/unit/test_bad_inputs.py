@@ -1189,12 +1189,6 @@ def test_bad_study_results_leave_the_report_untouched(
     assert snapshot(run_dir) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="study.json listing a language its results lack passes crane.results' check and "
-    "fails in crane report's summary (KeyError): crane.results must require every language "
-    "of 'languages' in each benchmark (not this helper's file)",
-)
 def test_study_results_naming_a_language_they_lack(study_dir: Path, tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(study_dir, run_dir)

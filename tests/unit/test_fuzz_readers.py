@@ -686,13 +686,6 @@ def _unknown_key(path: Path_) -> Callable[[dict[str, Any]], str]:
     return text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crane.results keeps the last of two equal keys (it should read study.json with "
-    "parse_json(text, unique_keys=True)) and drops unknown keys in comparisons.<benchmark>, "
-    "comparisons.<benchmark>.paired.<method>.<method>.<language> and overlap instead of "
-    "refusing them",
-)
 @pytest.mark.parametrize(
     "mutate",
     [

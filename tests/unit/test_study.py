@@ -246,3 +246,32 @@ def test_identification_texts_among_the_evaluation_texts_are_refused(
     mine = load_corpus(str(corpus), part="identify").select(["en", "zh", "vi"])
     _check_overlap(tiny_config(tiny_llama_dir, allow_overlap=True), mine, notes)
     assert len(notes) == 1 and "allow_overlap" in notes[0]
+
+
+@pytest.mark.parametrize(
+    ("keys", "needle"),
+    [
+        ({"languages": ["en", "en"]}, "twice"),
+        ({"verify_ratio": float("nan")}, "finite"),
+        ({"lam": float("inf")}, "finite"),
+        ({"eval_batch_size": 0}, "eval_batch_size"),
+        ({"generation_tokens": -1}, "generation_tokens"),
+        ({"choice_builtin_items": -3}, "choice_builtin_items"),
+        ({"random_seeds": 0}, "random_seeds"),
+    ],
+)
+def test_study_options_are_checked_before_any_work(keys: dict, needle: str) -> None:
+    from crane.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=needle):
+        StudyConfig(**keys).validate()
+
+
+def test_a_yaml_config_that_gives_a_key_twice_is_refused(tmp_path: Path) -> None:
+    from crane.errors import ConfigError
+    from crane.study import load_config
+
+    path = tmp_path / "study.yaml"
+    path.write_text("seed: 1\nlanguages: [en, zh]\nseed: 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"'seed' is given twice .*line 3"):
+        load_config(path)

@@ -195,6 +195,11 @@ class StudyConfig:
         from crane.data.languages import parse_language_list
         from crane.methods import get_method, parse_methods
 
+        repeated = sorted({x for x in self.languages if self.languages.count(x) > 1})
+        if repeated:
+            raise ConfigError(
+                f"languages lists {', '.join(repeated)} twice; give each language once."
+            )
         self.languages = parse_language_list(self.languages)
         if self.control_language is not None:
             (control,) = parse_language_list([self.control_language])
@@ -213,9 +218,12 @@ class StudyConfig:
             raise ConfigError(
                 f"random_seeds must be at least 1 with random_control, got {self.random_seeds}."
             )
-        for name in ("n_boot", "verify_tests"):
+        for name in ("n_boot", "verify_tests", "choice_builtin_items", "generation_prompts"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}.")
+        for name in ("eval_batch_size", "generation_tokens", "batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}.")
         for name in ("bpb_max_texts",):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(
@@ -265,6 +273,11 @@ class StudyConfig:
             raise ConfigError(f"rounds must be at least 1, got {self.rounds}.")
         if self.ig_steps < 0:
             raise ConfigError(f"ig_steps must be 0 or more, got {self.ig_steps}.")
+        import math
+
+        for name in ("lam", "z", "verify_ratio", "quantile", "optimise_lr"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)}.")
         if self.lam < 0 or self.z < 0:
             raise ConfigError(f"lam and z must not be negative, got {self.lam} and {self.z}.")
         if self.optimise_init is not None:
@@ -387,7 +400,7 @@ def _read_file(path: Path) -> dict[str, Any]:
                 raise ConfigError(
                     "Reading YAML needs PyYAML (pip install pyyaml); or write the config as TOML."
                 ) from None
-            data = yaml.safe_load(text) or {}
+            data = yaml.load(text, Loader=_UniqueKeyLoader(yaml, path)) or {}
         else:
             raise ConfigError(f"Unknown configuration format {path.suffix!r}; use .toml or .yaml.")
     except ConfigError:
@@ -399,6 +412,26 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a table of settings at the top level.")
     return data
+
+
+def _UniqueKeyLoader(yaml: Any, path: Path) -> Any:  # noqa: N802 (a class factory: yaml is imported lazily)
+    """PyYAML's safe loader, refusing a mapping that gives a key twice (plain ``safe_load``
+    keeps the last one silently)."""
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc, name-defined]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, str) and key in seen:
+                    raise ConfigError(
+                        f"Key {key!r} is given twice in {path} (line "
+                        f"{key_node.start_mark.line + 1}); keep one."
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
 
 
 PATH_KEYS = ("model", "identify_corpus", "bpb_corpus")
