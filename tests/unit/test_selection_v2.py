@@ -178,6 +178,7 @@ def test_causal_construction_gives_exactly_k_with_a_measured_report(tiny_llama_d
         assert math.isfinite(report.measured_sel) and set(report.predicted_delta) == set(TEXTS)
     assert any(r.filled_from_exposure > 0 for r in reports.values())  # the fill path ran
     assert neurons.meta["verified"] and neurons.meta["texts"]["validation"] is not None
+    assert "reconstruction of CRANE" in neurons.meta["reconstruction"]
 
 
 @pytest.mark.parametrize("mode", ["groups", "rounds"])

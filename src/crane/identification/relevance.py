@@ -107,6 +107,12 @@ def _relevance_stats(
     )
 
 
+RECONSTRUCTION = (
+    "crane-neurons' reconstruction of CRANE (Le & Li, 2026, arXiv 2601.04664) from the paper's "
+    "abstract; every choice where the paper is silent is in docs/method.md"
+)
+"""Recorded in the provenance of every relevance method's set."""
+
 VERIFY_MODES = ("groups", "rounds")
 """``groups``: v1 group tests of the top candidates; ``rounds``: v2 causal construction."""
 
@@ -198,6 +204,7 @@ def _identify_relevance(
             "texts": _texts_provenance(fit, validation),
             "counts": {lang: stats[lang].counts for lang in stats.language_codes},
             "verified": options.verify,
+            "reconstruction": RECONSTRUCTION,
         }
     )
     result = IdentifyResult(neurons, stats, reports, time.perf_counter() - started)
