@@ -414,34 +414,45 @@ def test_a_model_that_returns_no_cache_falls_back(
     np.testing.assert_array_equal(scores.loglik, expected.loglik)
 
 
-def test_group_batches_limits() -> None:
+def test_plan_limits() -> None:
     group = choice_module._Group
     groups = [
-        group([1] * n_ctx, list(range(k)), [[5] * n_opt] * k)
+        group([1] * n_ctx, list(range(k)), [[5] * (n_opt + k % 2 * j) for j in range(k)])
         for n_ctx, n_opt, k in [(3, 2, 4), (10, 1, 2), (6, 4, 3), (2, 2, 4), (9, 3, 1)]
     ]
 
-    def check(batches: list[list[int]], batch_size: int, max_tokens: int | None, window: Any):
-        assert sorted(g for b in batches for g in b) == list(range(len(groups)))  # each once
-        for b in batches:
-            rows = sum(len(groups[g].options) for g in b)
-            width = max(len(groups[g].context) for g in b)
-            long = max(len(o) for g in b for o in groups[g].options)
-            if len(b) > 1:
-                assert rows <= batch_size
-                assert max_tokens is None or rows * (width + long) <= max_tokens
-                assert window is None or width + long <= window
-            lengths = [len(groups[g].context) for g in b]
+    def check(plan: list[Any], batch_size: int, max_tokens: int | None, window: Any) -> None:
+        assert sorted(g for p in plan for g in p.groups) == list(range(len(groups)))  # each once
+        for p in plan:
+            members = [groups[g] for g in p.groups]
+            width = max(len(m.context) for m in members)
+            longest = max(len(o) for m in members for o in m.options)
+            lengths = [len(m.context) for m in members]
             assert lengths == sorted(lengths, reverse=True)  # longest context first
+            if len(members) > 1:
+                assert len(members) <= batch_size
+                assert max_tokens is None or len(members) * width <= max_tokens
+                assert window is None or width + longest <= window
+            rows = [row for chunk in p.chunks for row in chunk]
+            every = [(b, k) for b, m in enumerate(members) for k in range(len(m.options))]
+            assert sorted(rows) == every
+            sizes = [len(members[b].options[k]) for b, k in rows]
+            assert sizes == sorted(sizes, reverse=True)  # longest option first, across items
+            for chunk in p.chunks:
+                long = max(len(members[b].options[k]) for b, k in chunk)
+                if len(chunk) > 1:
+                    assert len(chunk) <= batch_size
+                    assert max_tokens is None or len(chunk) * (width + long) <= max_tokens
 
-    for batch_size, max_tokens, window in [(64, None, None), (5, None, None), (64, 40, None),
-                                           (64, None, 9), (1, 10, 4)]:
-        batches = choice_module._group_batches(groups, batch_size, max_tokens, window)
-        check(batches, batch_size, max_tokens, window)
-    assert len(choice_module._group_batches(groups, 64, None, None)) == 1
-    assert len(choice_module._group_batches(groups, 1, None, None)) == len(groups)
+    cases = [(64, None, None), (5, None, None), (64, 40, None), (64, None, 9), (1, 10, 4)]
+    for batch_size, max_tokens, window in cases:
+        plan = choice_module._plan(groups, batch_size, max_tokens, window)
+        check(plan, batch_size, max_tokens, window)
+    one = choice_module._plan(groups, 64, None, None)
+    assert len(one) == 1 and len(one[0].chunks) == 1
+    assert len(choice_module._plan(groups, 1, None, None)) == len(groups)
     with pytest.raises(ConfigError, match="batch_size"):
-        choice_module._group_batches(groups, 0, None, None)
+        choice_module._plan(groups, 0, None, None)
 
 
 def test_progress_counts_the_cached_batches(model: Any, tiny_tokenizer: Any) -> None:

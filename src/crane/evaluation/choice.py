@@ -20,16 +20,18 @@ follow the context directly.
 Shared-prefix cache (the default, ``prefix_cache=True``): the choices of an item share its
 context, so the context is run once (a batch of items' contexts, right-padded) and its key/value
 cache (a transformers ``DynamicCache``) is repeated along the batch for every choice; only the
-continuation tokens are then run, at their true positions (``position_ids``), attending to the
-cached context through the attention mask. The scores equal one sequence per choice (the
-uncached path, ``prefix_cache=False``) to float rounding; masks (:func:`crane.intervene.mask_neurons`)
-apply to both passes. Models whose forward takes no cache or no position ids (BLOOM excepted:
-its ALiBi positions come from the attention mask), or that attend in chunks, are scored on the
+continuation tokens are then run (the batch's choices longest first, in passes that pad
+little), at their true positions (``position_ids``), attending to the cached context through
+the attention mask. The scores equal one sequence per choice (the uncached path,
+``prefix_cache=False``) to float rounding; masks (:func:`crane.intervene.mask_neurons`) apply
+to both passes. Models whose forward takes no cache or no position ids (BLOOM excepted: its
+ALiBi positions come from the attention mask), or that attend in chunks, are scored on the
 uncached path (:func:`prefix_cache_support` says why).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -297,45 +299,65 @@ def _sliding_window(model: nn.Module) -> int | None:
     return int(window) if isinstance(window, int) and window > 0 else None
 
 
-def _group_batches(
-    groups: list[_Group], batch_size: int, max_tokens: int | None, window: int | None
-) -> list[list[int]]:
-    """Groups (indices, longest context first) per batch of the cached path.
+@dataclass
+class _Pass:
+    """One batch of the cached path: the groups whose contexts run together (longest first),
+    and the choices ``(position in groups, choice)`` of each options pass over their cache."""
 
-    A batch holds at most ``batch_size`` choices and, when ``max_tokens`` is set, at most that
-    many padded tokens counted as the uncached path counts them (choices × (longest context +
-    longest continuation)); with a sliding window ``window``, several groups share a batch only
-    when the longest context plus the longest continuation fits in it (a shorter context is
-    padded on its right, which would push its tokens out of the window). A batch always holds
-    at least one group, whatever its size.
+    groups: list[int]
+    chunks: list[list[tuple[int, int]]]
+
+
+def _plan(
+    groups: list[_Group], batch_size: int, max_tokens: int | None, window: int | None
+) -> list[_Pass]:
+    """How the cached path batches ``groups``.
+
+    Contexts: longest first, at most ``batch_size`` per batch and, when ``max_tokens`` is set,
+    at most that many padded tokens (contexts × longest context); with a sliding ``window``,
+    several groups share a batch only when the longest context plus the longest continuation
+    fits in it (a shorter context is padded on its right, which would push its tokens out of
+    the window). Options: the batch's choices, longest first (across items, so that each pass
+    pads little), at most ``batch_size`` per pass and ``max_tokens`` padded tokens counted as
+    the uncached path counts them (choices × (longest context + longest continuation)). A batch
+    or a pass always holds at least one group or choice, whatever its size.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
     if max_tokens is not None and max_tokens < 1:
         raise ConfigError(f"max_tokens must be at least 1, got {max_tokens}.")
     order = sorted(range(len(groups)), key=lambda g: -len(groups[g].context))  # stable
-    out: list[list[int]] = []
-    batch: list[int] = []
-    rows = context = option = 0
+    batches: list[list[int]] = []
     for g in order:
-        group = groups[g]
-        new_rows = rows + len(group.options)
-        new_context = max(context, len(group.context))
-        new_option = max([option, *map(len, group.options)])
-        fits = new_rows <= batch_size and (
-            max_tokens is None or new_rows * (new_context + new_option) <= max_tokens
+        members = [*batches[-1], g] if batches else [g]
+        width = max(len(groups[m].context) for m in members)
+        longest = max(len(o) for m in members for o in groups[m].options)
+        fits = (
+            len(members) <= batch_size
+            and (max_tokens is None or len(members) * width <= max_tokens)
+            and (window is None or width + longest <= window)
         )
-        if window is not None and new_context + new_option > window:
-            fits = False
-        if batch and not fits:
-            out.append(batch)
-            batch, new_rows = [], len(group.options)
-            new_context, new_option = len(group.context), max(map(len, group.options))
-        batch.append(g)
-        rows, context, option = new_rows, new_context, new_option
-    if batch:
-        out.append(batch)
-    return out
+        if batches and fits:
+            batches[-1].append(g)
+        else:
+            batches.append([g])
+    passes = []
+    for batch in batches:
+        width = max(len(groups[g].context) for g in batch)
+        rows = [(b, k) for b, g in enumerate(batch) for k in range(len(groups[g].options))]
+        rows.sort(key=lambda r: -len(groups[batch[r[0]]].options[r[1]]))  # stable
+        chunks: list[list[tuple[int, int]]] = []
+        longest = 0  # of the current chunk: its first row, as rows come longest first
+        for b, k in rows:
+            n = len(chunks[-1]) + 1 if chunks else 0
+            tokens = n * (width + longest)
+            if n and n <= batch_size and (max_tokens is None or tokens <= max_tokens):
+                chunks[-1].append((b, k))
+            else:
+                chunks.append([(b, k)])
+                longest = len(groups[batch[b]].options[k])
+        passes.append(_Pass(batch, chunks))
+    return passes
 
 
 def _returned_cache(output: Any) -> Any:
@@ -344,6 +366,19 @@ def _returned_cache(output: Any) -> Any:
         if cache is not None:
             return cache
     return None
+
+
+def _select_rows(cache: Any, index: torch.Tensor) -> Any:
+    """A cache holding rows ``index`` of ``cache`` (repeats allowed); ``cache`` is unchanged
+    (its layers are copied shallowly and the copies re-pointed at the selected rows)."""
+    selected = copy.copy(cache)
+    layers = getattr(cache, "layers", None)
+    if layers is None:  # pragma: no cover - a cache class without per-layer objects
+        selected = copy.deepcopy(cache)
+    else:
+        selected.layers = [copy.copy(layer) for layer in layers]
+    selected.batch_select_indices(index)  # CPU indices index a cache on any device
+    return selected
 
 
 @torch.no_grad()
@@ -366,8 +401,8 @@ def _cached_nats(
     groups = prepared.groups
     totals = torch.zeros(len(prepared.tokenized.n_bytes), dtype=torch.float64)
     done = False
-    for batch in _group_batches(groups, batch_size, max_tokens, _sliding_window(model)):
-        members = [groups[g] for g in batch]
+    for plan in _plan(groups, batch_size, max_tokens, _sliding_window(model)):
+        members = [groups[g] for g in plan.groups]
         width = max(len(m.context) for m in members)
         context_ids = torch.full((len(members), width), pad_id, dtype=torch.long)
         context_mask = torch.zeros((len(members), width), dtype=torch.long)
@@ -388,42 +423,45 @@ def _cached_nats(
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         lengths = context_mask.sum(dim=1)  # [G]
         last = hidden[torch.arange(len(members)), (lengths - 1).to(hidden.device)]  # [G, d]
-        # one row per choice: its group, its window, its continuation tokens
-        owner = [b for b, m in enumerate(members) for _ in m.options]
-        windows = [w for m in members for w in m.windows]
-        options = [o for m in members for o in m.options]
-        index = torch.tensor(owner, dtype=torch.long)
-        cache.batch_select_indices(index)  # CPU indices index a cache on any device
-        long = max(len(o) for o in options)
-        option_ids = torch.full((len(options), long), pad_id, dtype=torch.long)
-        option_mask = torch.zeros((len(options), long), dtype=torch.long)
-        targets = torch.full((len(options), long), -100, dtype=torch.long)
-        for r, o in enumerate(options):
-            option_ids[r, : len(o)] = torch.tensor(o)
-            option_mask[r, : len(o)] = 1
-            targets[r, : len(o) - 1] = option_ids[r, 1 : len(o)]  # position t predicts t + 1
-        kwargs: dict[str, Any] = {cache_name: cache}  # type: ignore[dict-item]
-        if takes_positions:
-            kwargs["position_ids"] = (lengths[index][:, None] + torch.arange(long)).to(device)
-        attention = torch.cat([context_mask[index], option_mask], dim=1)
-        out = body(
-            input_ids=option_ids.to(device),
-            attention_mask=attention.to(device),
-            use_cache=True,
-            **kwargs,
-        )
-        option_hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-        # first continuation token: predicted at the context's last position
-        first = torch.tensor([o[0] for o in options], dtype=torch.long)
-        nll = _scored_nll(model, last[index.to(last.device)], first)
-        scored = targets != -100
-        rest = _scored_nll(model, option_hidden[scored.to(option_hidden.device)], targets[scored])
-        window_index = torch.tensor(windows, dtype=torch.long)
-        totals.index_add_(0, window_index, nll)
-        totals.index_add_(0, window_index[scored.nonzero()[:, 0]], rest)
-        del cache, out
-        done = True
+        del out, hidden
         progress.advance(1)
+        for chunk in plan.chunks:
+            # one row per choice: its group in the batch, its window, its continuation tokens
+            index = torch.tensor([b for b, _ in chunk], dtype=torch.long)
+            windows = torch.tensor([members[b].windows[k] for b, k in chunk], dtype=torch.long)
+            options = [members[b].options[k] for b, k in chunk]
+            long = max(len(o) for o in options)
+            option_ids = torch.full((len(options), long), pad_id, dtype=torch.long)
+            option_mask = torch.zeros((len(options), long), dtype=torch.long)
+            targets = torch.full((len(options), long), -100, dtype=torch.long)
+            for r, o in enumerate(options):
+                option_ids[r, : len(o)] = torch.tensor(o)
+                option_mask[r, : len(o)] = 1
+                targets[r, : len(o) - 1] = option_ids[r, 1 : len(o)]  # position t predicts t + 1
+            kwargs: dict[str, Any] = {str(cache_name): _select_rows(cache, index)}
+            if takes_positions:
+                kwargs["position_ids"] = (lengths[index][:, None] + torch.arange(long)).to(device)
+            attention = torch.cat([context_mask[index], option_mask], dim=1)
+            out = body(
+                input_ids=option_ids.to(device),
+                attention_mask=attention.to(device),
+                use_cache=True,
+                **kwargs,
+            )
+            option_hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+            del out, kwargs
+            # the first continuation token is predicted at the context's last position
+            first = torch.tensor([o[0] for o in options], dtype=torch.long)
+            nll = _scored_nll(model, last[index.to(last.device)], first)
+            scored = targets != -100
+            rest = _scored_nll(
+                model, option_hidden[scored.to(option_hidden.device)], targets[scored]
+            )
+            totals.index_add_(0, windows, nll)
+            totals.index_add_(0, windows[scored.nonzero()[:, 0]], rest)
+            progress.advance(1)
+        del cache
+        done = True
     return totals.numpy()
 
 
@@ -435,11 +473,11 @@ def _count_batches(
     max_tokens: int | None,
     prefix_cache: bool,
 ) -> int:
-    """Forward passes (batches) :func:`_score` takes with the same arguments."""
+    """Forward passes :func:`_score` takes with the same arguments (cached: a context batch
+    and each of its options passes)."""
     if prefix_cache and prefix_cache_support(model) is None:
-        return len(
-            _group_batches(prepared.groups, batch_size, max_tokens, _sliding_window(model))
-        )
+        plan = _plan(prepared.groups, batch_size, max_tokens, _sliding_window(model))
+        return sum(1 + len(p.chunks) for p in plan)
     return count_batches(prepared.tokenized, batch_size=batch_size, max_tokens=max_tokens)
 
 
