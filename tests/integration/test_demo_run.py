@@ -22,7 +22,8 @@ languages = "en,zh,vi"
 methods = "crane,lape,actmean"
 budget = "match:crane"
 identify_max_texts = 48
-verify_tests = 4
+rounds = 1
+ig_steps = 2
 bpb_max_texts = 6
 choice_builtin_items = 8
 sweep_budgets = [0.002]
@@ -47,7 +48,7 @@ def study(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_study_on_the_real_model(study) -> None:
     run_dir, results = study
-    assert results["methods"] == ["crane", "lape", "actmean", "random"]
+    assert results["methods"] == ["crane", "lape", "actmean", "random", "random-1", "random-2"]
     bpb = results["benchmarks"]["bpb"]
     for lang in ("en", "zh", "vi"):
         # masking a language's CRANE neurons hurts it clearly, the random control hardly at all

@@ -153,7 +153,8 @@ def test_neuron_set_not_json(tiny_llama_dir: Path, tmp_path: Path, capsys) -> No
 def test_identify_and_show_on_tiny_model(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
     argv = ["identify", "--model", str(tiny_llama_dir), "--langs", "en,zh,vi", "--corpus", "udhr",
-            "--method", "gradxact", "--budget", "6", "--out", str(run_dir), "--quantile", "0.5"]
+            "--method", "gradxact", "--budget", "6", "--out", str(run_dir), "--quantile", "0.5",
+            "--score", "margin", "--target", "logit", "--verify-mode", "groups"]
     code, out, err = run_cli(argv, capsys)
     assert code == 0, err
     neuron_set = NeuronSet.load(run_dir / "neurons-gradxact.json")
@@ -171,6 +172,20 @@ def test_identify_and_show_on_tiny_model(tiny_llama_dir: Path, tmp_path: Path, c
     assert NeuronSet.load(run_dir / "neurons-gradxact.json").neurons == neuron_set.neurons
     code, out, _ = run_cli(["neurons", "show", str(run_dir)], capsys)
     assert code == 0 and "gradxact" in out and "per layer" in out
+
+
+def test_identify_defaults_to_the_causal_construction(
+    tiny_llama_dir: Path, tmp_path: Path, capsys
+) -> None:
+    argv = ["identify", "--model", str(tiny_llama_dir), "--langs", "en,vi", "--corpus", "udhr",
+            "--method", "gradxact", "--budget", "5", "--out", str(tmp_path / "run")]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert "gradxact verification en: 2 round(s), exactly 5 neurons, swaps kept" in out
+    neuron_set = NeuronSet.load(tmp_path / "run" / "neurons-gradxact.json")
+    assert neuron_set.size("en") == neuron_set.size("vi") == 5
+    report = json.loads((tmp_path / "run" / "identify-gradxact.json").read_text())
+    assert report["options"]["score"] == "contrast" or "contrast" in json.dumps(report)
 
 
 def test_identify_bad_budget(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:

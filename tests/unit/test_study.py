@@ -58,7 +58,9 @@ def test_study_has_every_part(study) -> None:
     assert set(results["benchmarks"]) == {"bpb", "choice", "mc", "generation"}
     # the MMLU-style fixtures (three layouts) go through the same path as real benchmark files
     assert results["benchmarks"]["mc"]["items"] == {"en": 6, "zh": 6, "vi": 6}
-    assert set(results["metrics"]["mc"]) == {"gradxact", "lape", "kojima", *controls}
+    # multiple choice runs under every set and the first random control only
+    assert set(results["metrics"]["mc"]) == {"gradxact", "lape", "kojima", "random"}
+    assert set(results["metrics"]["bpb"]) == {"gradxact", "lape", "kojima", *controls}
     generated = json.loads((out / "eval" / "generation" / "none.json").read_text())["cells"]["zh"]
     assert len(generated["generated"]) == 3 and len(generated["identified"]) == 3
     assert generated["num"] == [float(code == "zh") for code in generated["identified"]]

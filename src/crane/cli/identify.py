@@ -85,10 +85,10 @@ def identify_cmd(
         ),
     ] = "crane",
     site: Annotated[str, typer.Option(help="Neuron site: down_in | act.")] = "down_in",
-    target: Annotated[str, typer.Option(help="Explained quantity: logit | logprob.")] = "logit",
+    target: Annotated[str, typer.Option(help="Explained quantity: logprob | logit.")] = "logprob",
     score: Annotated[
-        str, typer.Option(help="CRANE score: margin | entropy (v1), contrast | effect (v2).")
-    ] = "margin",
+        str, typer.Option(help="CRANE score: contrast | effect (v2), margin | entropy (v1).")
+    ] = "contrast",
     quantile: Annotated[float, typer.Option(help="Relevance quantile a neuron must reach.")] = 0.95,
     profile: Annotated[str, typer.Option(help="Relevance profile: signed | positive | absolute | exposure.")] = "signed",
     normalize: Annotated[
@@ -109,8 +109,8 @@ def identify_cmd(
         float, typer.Option(help="A group passes when its own rise exceeds this × the others' mean.")
     ] = 1.0,
     verify_tests: Annotated[int, typer.Option(help="Most group tests per language.")] = 24,
-    verify_mode: Annotated[str, typer.Option(help="groups (v1) | rounds (v2).")] = "groups",
-    rounds: Annotated[int, typer.Option(help="Rounds of the v2 construction.")] = 4,
+    verify_mode: Annotated[str, typer.Option(help="rounds (v2) | groups (v1).")] = "rounds",
+    rounds: Annotated[int, typer.Option(help="Rounds of the v2 construction.")] = 2,
     max_texts: Annotated[int | None, typer.Option(help="Most texts per language.")] = None,
     max_tokens: Annotated[
         int | None, typer.Option(help="Token budget: most tokens per language (config key "
@@ -294,18 +294,37 @@ def _listed(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _report_line(report: Any) -> str:
+    """One line of what a set's verification did: group tests (v1), the causal construction
+    (v2) or the reference optimum's search."""
+    if hasattr(report, "tests"):
+        return (
+            f"{report.tests} group tests, {report.forward_passes} forward passes (one by one: "
+            f"{report.one_by_one_forward_passes}), dropped {report.dropped}, refilled "
+            f"{report.refilled}, untested {report.untested}"
+        )
+    if hasattr(report, "rounds"):
+        return (
+            f"{report.rounds} round(s), exactly {report.budget} neurons, swaps kept "
+            f"{report.swaps_kept} of {report.swaps_tried}, validated Sel "
+            f"{report.measured_sel:+.3f} (before swaps {report.sel_before_swaps:+.3f}), "
+            f"{report.relevance_passes} masked re-collections, {report.forward_passes} forward "
+            f"and {report.backward_passes} backward passes on validation"
+        )
+    return (
+        f"{report.steps} optimisation steps, kept the {report.kept} set ({report.changed} "
+        f"neurons changed), fit Sel {report.fit_sel_init:+.3f} -> {report.fit_sel_final:+.3f}, "
+        f"validated Sel {report.measured_sel:+.3f}"
+    )
+
+
 def _print_result(result: Any, spec: str, out: Path) -> None:
     """Each method's set, its verification counts, the overlaps, and the files written."""
     for name, neuron_set in result.sets.items():
         print_neuron_set(neuron_set, escape(f"{name} neurons ({spec})"))
     for name, reports in result.reports.items():
         for lang, report in reports.items():
-            console.print(
-                f"{name} verification {lang}: {report.tests} group tests, "
-                f"{report.forward_passes} forward passes (one by one: "
-                f"{report.one_by_one_forward_passes}), dropped {report.dropped}, refilled "
-                f"{report.refilled}, untested {report.untested}"
-            )
+            console.print(escape(f"{name} verification {lang}: {_report_line(report)}"))
     if len(result.sets) > 1:
         print_overlaps(result.sets)
     for name in result.sets:

@@ -22,8 +22,13 @@ if TYPE_CHECKING:
 class IdentifyOptions:
     """Every choice of an identification run (all recorded in its outputs)."""
 
-    relevance: RelevanceOptions = field(default_factory=RelevanceOptions)
-    score: str = "margin"
+    relevance: RelevanceOptions = field(
+        default_factory=lambda: RelevanceOptions(target="logprob")
+    )
+    """Relevance collection; the explained quantity defaults to the gold log-probability
+    (selection v2: scores in bits per byte of damage)."""
+    score: str = "contrast"
+    """Default chosen on validation texts by the selectivity grid (bench/SELECTIVITY.md)."""
     quantile: float = 0.95
     profile: str = "signed"
     normalize: str = "global"
@@ -39,10 +44,10 @@ class IdentifyOptions:
     verify_min_texts: int = 4
     verify_max_texts: int = 24
     verification: VerifyOptions = field(default_factory=VerifyOptions)
-    verify_mode: str = "groups"
+    verify_mode: str = "rounds"
     """How candidates are confirmed on the validation texts: ``groups`` (v1 group tests) or
     ``rounds`` (v2 causal construction: masked re-estimation, exactly k, measured Δ)."""
-    rounds: int = 4
+    rounds: int = 2
     """Rounds of the ``rounds`` construction."""
     ig_steps: int = 8
     """Points of the construction's integrated-gradient shares (0: no shares, no swaps)."""

@@ -75,8 +75,8 @@ class StudyConfig:
     lang_field: str = "lang"
     corpus_lang: str | None = None
     site: str = "down_in"
-    target: str = "logit"
-    score: str = "margin"
+    target: str = "logprob"
+    score: str = "contrast"
     quantile: float = 0.95
     lam: float = 1.0
     contrast_over: str = "max"
@@ -87,8 +87,8 @@ class StudyConfig:
     verify_methods: list[str] = field(default_factory=lambda: ["crane", "gradxact"])
     """Relevance methods whose candidates are confirmed by masking (when ``verify``)."""
     verify_ratio: float = 1.0
-    verify_mode: str = "groups"
-    rounds: int = 4
+    verify_mode: str = "rounds"
+    rounds: int = 2
     ig_steps: int = 8
     """Points of the construction's integrated-gradient shares (0: no shares, no swaps)."""
     swaps: bool = True
@@ -121,7 +121,8 @@ class StudyConfig:
     bpb_max_texts: int | None = None
     """Evaluate bits per byte on the first N texts per language (None: all)."""
     choice_builtin_items: int = 0
-    """Items of the built-in parallel continuation test per language (0: not run)."""
+    """Items per language of the built-in parallel cloze test (``crane.evaluation.cloze``,
+    held-out gettext messages; UDHR paragraphs without gettext) (0: not run)."""
     choice_files: dict[str, str] = field(default_factory=dict)
     """Language → MMLU-style question file (CSV or JSONL)."""
     choice_fields: dict[str, str] = field(default_factory=dict)

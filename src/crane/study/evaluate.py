@@ -56,15 +56,14 @@ def study_benchmarks(config: StudyConfig, loaded: LoadedModel, progress: Progres
 def _choice_benchmarks(
     config: StudyConfig, loaded: LoadedModel, progress: Progress
 ) -> list[Benchmark]:
-    from crane.data.choice_files import builtin_continuation_set, load_choice_set
+    from crane.data.choice_files import load_choice_set
     from crane.evaluation.benchmarks import ChoiceBenchmark
 
     sets = []
     if config.choice_builtin_items:
-        builtin = builtin_continuation_set(
-            config.languages, n_items=config.choice_builtin_items, seed=config.seed
-        )
-        title = "Parallel continuation test (4 options, accuracy, length-normalised)"
+        builtin = _cloze(config)
+        n = min(len(builtin[lang]) for lang in builtin.languages)
+        title = f"Parallel cloze test ({n} items, 4 options, accuracy, length-normalised)"
         sets.append(("choice", title, builtin))
     if config.choice_files:
         files = {lang: Path(p) for lang, p in config.choice_files.items()}
@@ -86,6 +85,21 @@ def _choice_benchmarks(
             )
         )
     return out
+
+
+def _cloze(config: StudyConfig) -> Any:
+    """The built-in parallel cloze test: held-out gettext messages (UDHR's held-out
+    paragraphs without gettext catalogs), the same items in every language."""
+    from crane.data.builtin import GettextUnavailable, load_corpus
+    from crane.evaluation.cloze import cloze_set, udhr_paragraphs
+
+    try:
+        source = load_corpus("gettext", part="heldout")
+    except GettextUnavailable:
+        source = udhr_paragraphs("heldout")  # disjoint from UDHR identification (units 0-15)
+    return cloze_set(
+        source, n_items=config.choice_builtin_items, seed=config.seed, languages=config.languages
+    )
 
 
 def _generation_benchmark(
