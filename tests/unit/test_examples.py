@@ -116,4 +116,4 @@ def test_selection_v2_example_config_is_valid() -> None:
     config = load_config(EXAMPLES / "selection_v2.toml")
     config.validate()
     assert (config.score, config.target, config.verify_mode) == ("contrast", "logprob", "rounds")
-    assert set(config.verify_methods) == {"crane", "gradxact", "actmean"}
+    assert set(config.verify_methods) == {"gradxact", "actmean"}

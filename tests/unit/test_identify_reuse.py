@@ -17,7 +17,10 @@ from crane.scoring import parse_budget
 
 def _options(**changes: object) -> IdentifyOptions:
     return IdentifyOptions(
-        **{"budget": parse_budget("3"), "max_texts": 8, "quantile": 0.5, "verify": True, **changes}
+        **{
+            "budget": parse_budget("3"), "max_texts": 8, "quantile": 0.5, "verify": True,
+            "score": "margin", "verify_mode": "groups", **changes,  # v1 group tests reused
+        }
     )
 
 

@@ -250,7 +250,7 @@ def _check_untouched(out: Path, protected: dict[str, tuple[int, str]], stages: d
 def _identify_argv(model: Path, out: Path) -> list[str]:
     options = (
         "--langs en,zh --corpus udhr --method crane,gradxact,lape,kojima --budget match:crane "
-        "--verify-tests 3 --max-texts 8"
+        "--verify-tests 3 --max-texts 8 --verify-mode groups --score margin"  # v1 kill points
     )
     return ["identify", "--model", str(model), "--out", str(out), *options.split()]
 
@@ -266,6 +266,8 @@ def _study_config(model: Path, folder: Path) -> Path:
         "identify_max_texts": 8,
         "quantile": 0.5,
         "verify_methods": ["crane"],
+        "verify_mode": "groups",  # the v1 kill points (verify:N)
+        "score": "margin",
         "verify_tests": 3,
         "bpb_max_texts": 3,
         "choice_builtin_items": 4,
