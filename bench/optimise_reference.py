@@ -32,6 +32,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--texts", type=int, default=8, help="fit texts per language per step")
     parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="evaluate OUT/neurons-optimise.json from an earlier run instead of optimising again",
+    )
     args = parser.parse_args()
 
     from crane.data.builtin import load_corpus, resolve_identification_corpus
@@ -58,12 +62,6 @@ def main() -> None:
     corpus = load_corpus(spec, part="identify").select(config.languages)
     base = config.identify_options()
     fit, validation = _shared_split(corpus, base, config.methods, config.verify_methods)
-    stats = _relevance_stats(
-        loaded, fit, _method_options(base, args.init, config.verify_methods), args.run,
-        NullProgress(),
-    )
-    init = get_method(args.init).score(stats, **base.score_options())
-    init.method = args.init
     fit = Corpus(
         {
             lang: texts_within_budget(loaded.tokenizer, fit[lang], base.max_texts, None)
@@ -77,13 +75,23 @@ def main() -> None:
         steps=args.steps, lr=args.lr, texts_per_step=args.texts, init=args.init, seed=config.seed
     )
     started = time.perf_counter()
-    optimised, reports = optimise_sets(
-        loaded, fit, validation, init, budget=budget, site=config.site,
-        batching=replace(base.relevance), options=options,
-    )
+    reports: dict = {}
+    if args.reuse:
+        optimised = NeuronSet.load(args.out / "neurons-optimise.json")
+    else:
+        stats = _relevance_stats(
+            loaded, fit, _method_options(base, args.init, config.verify_methods), args.run,
+            NullProgress(),
+        )
+        init = get_method(args.init).score(stats, **base.score_options())
+        init.method = args.init
+        optimised, reports = optimise_sets(
+            loaded, fit, validation, init, budget=budget, site=config.site,
+            batching=replace(base.relevance), options=options,
+        )
+        args.out.mkdir(parents=True, exist_ok=True)
+        optimised.save(args.out / "neurons-optimise.json")
     seconds = time.perf_counter() - started
-    args.out.mkdir(parents=True, exist_ok=True)
-    optimised.save(args.out / "neurons-optimise.json")
 
     sets = {m: NeuronSet.load(args.run / f"neurons-{m}.json") for m in results.methods}
     sets["optimise"] = optimised
