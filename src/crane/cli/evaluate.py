@@ -10,12 +10,14 @@ import typer
 from rich.markup import escape
 
 from crane.cli.options import (
+    AttnOpt,
     BatchSizeOpt,
     BatchTokensOpt,
     CorpusLangOpt,
     DeviceOpt,
     DtypeOpt,
     ModelOpt,
+    RevisionOpt,
     TrustOpt,
     check_options,
 )
@@ -72,6 +74,8 @@ def evaluate_cmd(
     dtype: DtypeOpt = "float32",
     device: DeviceOpt = "cpu",
     trust_remote_code: TrustOpt = False,
+    revision: RevisionOpt = None,
+    attn_implementation: AttnOpt = None,
     out: Annotated[Path | None, typer.Option(help="Write the matrix as JSON here.")] = None,
 ) -> None:
     """Bits per byte per language, unmasked and with each neuron set masked."""
@@ -97,7 +101,7 @@ def evaluate_cmd(
         reporter = RichReporter(bar)
         loaded = load_model(
             model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
-            progress=reporter.message,
+            progress=reporter.message, revision=revision, attn_implementation=attn_implementation,
         )
         for neuron_set in sets.values():
             neuron_set.check_fits(loaded.shape)

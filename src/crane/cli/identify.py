@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from crane.cli.options import (
+    AttnOpt,
     BatchSizeOpt,
     BatchTokensOpt,
     ConfigOpt,
@@ -19,6 +20,7 @@ from crane.cli.options import (
     DeviceOpt,
     DtypeOpt,
     LangFieldOpt,
+    RevisionOpt,
     TextFieldOpt,
     TrustOpt,
     check_options,
@@ -47,7 +49,8 @@ OPTION_KEYS = {
     "max_texts": "identify_max_texts", "max_tokens": "token_budget", "max_length": "max_length",
     "batch_size": "batch_size", "batch_tokens": "batch_tokens", "shard_texts": "shard_texts",
     "gradient_checkpointing": "gradient_checkpointing", "dtype": "dtype", "device": "device",
-    "trust_remote_code": "trust_remote_code",
+    "trust_remote_code": "trust_remote_code", "revision": "revision",
+    "attn_implementation": "attn_implementation",
 }
 """Each option of ``crane identify`` → its key in a study configuration (``--config``)."""
 FILE_ONLY_KEYS = ("verify_methods", "reference_budget", "seed")
@@ -133,6 +136,8 @@ def identify_cmd(
     dtype: DtypeOpt = "float32",
     device: DeviceOpt = "cpu",
     trust_remote_code: TrustOpt = False,
+    revision: RevisionOpt = None,
+    attn_implementation: AttnOpt = None,
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -209,6 +214,8 @@ def identify_cmd(
                     loaded = load_model(
                         settings.model, dtype=settings.dtype, device=device,
                         trust_remote_code=settings.trust_remote_code, progress=reporter.message,
+                        revision=settings.revision,
+                        attn_implementation=settings.attn_implementation,
                     )
                 result = identify_methods(
                     loaded, texts, methods, budget=settings.budget, options=options,

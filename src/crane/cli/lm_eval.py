@@ -16,13 +16,29 @@ def lm_eval_cmd(
     model: Annotated[str, typer.Option(help="Model directory, hub id or gemma-3-270m.")],
     tasks: Annotated[str, typer.Option(help="lm-eval task names (comma-separated, globs allowed).")],
     neurons: Annotated[Path | None, typer.Option(help="Neuron set to mask (none: unmasked).")] = None,
-    languages: Annotated[str, typer.Option(help="Languages of the set to mask: all, or en+zh.")] = "all",
+    langs: Annotated[
+        str,
+        typer.Option(
+            "--langs", "--languages",
+            help="Languages of the set to mask: all, or en+zh (--languages: the old spelling, "
+            "kept for one release).",
+        ),
+    ] = "all",
     task_dir: Annotated[Path | None, typer.Option(help="Folder of your own task YAMLs.")] = None,
     limit: Annotated[float | None, typer.Option(help="Most documents per task.")] = None,
     mode: Annotated[str, typer.Option(help="zero | scale.")] = "zero",
     alpha: Annotated[float | None, typer.Option(help="Factor for --mode scale.")] = None,
     batch_size: int = 8,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N (default: cuda if present).")] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N | mps (as every command).")] = "cpu",
+    dtype: Annotated[
+        str | None, typer.Option(help="float32 | bfloat16 | float16 | auto (default: lm-eval's).")
+    ] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Allow a model's own Python code (only for sources you trust).")
+    ] = False,
+    revision: Annotated[
+        str | None, typer.Option(help="Model revision: a hub branch, tag or commit.")
+    ] = None,
     defaults: Annotated[bool, typer.Option(help="Also index lm-eval's built-in tasks.")] = True,
     out: Annotated[Path | None, typer.Option(help="Write lm-eval's results JSON here.")] = None,
 ) -> None:
@@ -31,12 +47,22 @@ def lm_eval_cmd(
 
     if out is not None:
         check_output_file(out)
+    import sys
+
+    if "--languages" in sys.argv:
+        from crane.cli.render import note
+
+        note("--languages is deprecated; use --langs (the same spelling as every command).")
+    model_args = {
+        k: v for k, v in (("trust_remote_code", trust_remote_code), ("revision", revision)) if v
+    }
     results = lm_evaluate(
-        model, neurons, languages, tasks, task_dir=task_dir,
+        model, neurons, langs, tasks, task_dir=task_dir,
         limit=int(limit) if limit is not None and limit >= 1 else limit, mode=mode, alpha=alpha,
-        device=device, batch_size=batch_size, include_default_tasks=defaults,
+        device=device, dtype=dtype, batch_size=batch_size, include_default_tasks=defaults,
+        model_args=model_args or None,
     )
-    masked = f", masked: {neurons} ({languages})" if neurons else ""
+    masked = f", masked: {neurons} ({langs})" if neurons else ""
     table = Table(title=f"lm-eval on {model}{masked}")
     for column in ("task", "metric", "value"):
         table.add_column(column, justify="right" if column == "value" else "left")

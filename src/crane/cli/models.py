@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from crane.cli.options import DeviceOpt, DtypeOpt, ModelArg, TrustOpt
+from crane.cli.options import AttnOpt, DeviceOpt, DtypeOpt, ModelArg, RevisionOpt, TrustOpt
 from crane.cli.render import RichReporter, console, progress_bars
 
 app = typer.Typer(help="Load and inspect models.", no_args_is_help=True)
@@ -19,6 +19,8 @@ def models_check(
     dtype: DtypeOpt = "float32",
     device: DeviceOpt = "cpu",
     trust_remote_code: TrustOpt = False,
+    revision: RevisionOpt = None,
+    attn_implementation: AttnOpt = None,
 ) -> None:
     """Load a model, check its neuron sites, and print its family, layers and MLP width."""
     from crane.models.loading import describe, load_model
@@ -27,7 +29,7 @@ def models_check(
         reporter = RichReporter(bar)
         loaded = load_model(
             model, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
-            progress=reporter.message,
+            progress=reporter.message, revision=revision, attn_implementation=attn_implementation,
         )
     info = describe(loaded)
     table = Table(title=f"model check: {model}", show_header=False)

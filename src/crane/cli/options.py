@@ -16,6 +16,15 @@ ModelOpt = Annotated[str, typer.Option(help="Hub id, model directory, .gguf file
 DtypeOpt = Annotated[str, typer.Option(help="float32 | bfloat16 | float16 | auto.")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu | cuda | cuda:N | mps | auto (accelerate device_map).")]
 TrustOpt = Annotated[bool, typer.Option(help="Allow a model's own Python code (only for sources you trust).")]
+RevisionOpt = Annotated[
+    str | None,
+    typer.Option(help="Model revision: a hub branch, tag or commit (recorded in its identity)."),
+]
+AttnOpt = Annotated[
+    str | None,
+    typer.Option(help="Attention implementation: eager | sdpa | flash_attention_2 (default: "
+                 "the model's)."),
+]
 
 CorpusLangOpt = Annotated[str | None, typer.Option(help="Language of plain-text corpus files.")]
 TextFieldOpt = Annotated[str, typer.Option(help="Text field/column (JSONL, CSV, Parquet).")]

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from crane.cli.evaluate import evaluation_texts
 from crane.cli.neurons import neuron_file
-from crane.cli.options import DeviceOpt, DtypeOpt, TrustOpt, check_options
+from crane.cli.options import AttnOpt, DeviceOpt, DtypeOpt, RevisionOpt, TrustOpt, check_options
 from crane.cli.render import RichReporter, console, progress_bars, signed, write_json
 from crane.errors import ConfigError
 from crane.io import check_output_file
@@ -34,6 +34,8 @@ def transfer_cmd(
     dtype: DtypeOpt = "float32",
     device: DeviceOpt = "cpu",
     trust_remote_code: TrustOpt = False,
+    revision: RevisionOpt = None,
+    attn_implementation: AttnOpt = None,
     chat_template: Annotated[
         str,
         typer.Option(
@@ -71,11 +73,14 @@ def transfer_cmd(
         )
     own = NeuronSet.load(neuron_file(other_run, method)) if other_run is not None else None
     texts = evaluation_texts(corpus, part, langs, max_texts, default_languages=found.languages)
-    options = dict(dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+    options = dict(
+        dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+        attn_implementation=attn_implementation,
+    )
     with progress_bars() as bar:
         reporter = RichReporter(bar)
         loaded_a = load_model(base_spec, progress=reporter.message, **options)
-        loaded_b = load_model(model, progress=reporter.message, **options)
+        loaded_b = load_model(model, progress=reporter.message, revision=revision, **options)
         result = transfer(
             found, loaded_a, loaded_b, texts, own_set_b=own, chat_template=chat_template,
             chat_prompt=chat_prompt, progress=reporter,

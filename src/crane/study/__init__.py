@@ -84,6 +84,8 @@ def run_study(
         dtype=config.dtype,
         device=config.device,
         trust_remote_code=config.trust_remote_code,
+        revision=config.revision,
+        attn_implementation=config.attn_implementation,
         progress=progress.message,
     )
     manifest = Manifest(out, loaded.identity.key())  # another model's run is refused

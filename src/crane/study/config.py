@@ -66,6 +66,10 @@ class StudyConfig:
     dtype: str = "float32"
     device: str = "cpu"
     trust_remote_code: bool = False
+    revision: str | None = None
+    """Model revision (a hub branch, tag or commit); part of the model's identity."""
+    attn_implementation: str | None = None
+    """Attention implementation (``eager``, ``sdpa``, ...); None: the model's default."""
     seed: int = 0
 
     # identification

@@ -1,0 +1,57 @@
+"""One spelling per meaning across the commands that load a model (issue 16): the same option
+name for languages, the model, its dtype, device, revision, attention implementation and
+remote code, wherever a command has that meaning."""
+
+from __future__ import annotations
+
+import typer
+
+from crane.cli import app
+
+MODEL_COMMANDS = ("identify", "evaluate", "transfer", "lm-eval", "models check")
+SHARED = ("--model", "--device", "--trust-remote-code", "--revision")
+ONE_SPELLING = {
+    "languages": ("--langs", {"--languages", "--language"}),
+    "token budget per language": ("--max-tokens", {"--token-budget"}),
+    "padded tokens per batch": ("--batch-tokens", {"--batch-max-tokens"}),
+}
+
+
+def _options() -> dict[str, set[str]]:
+    """Command → every option spelling it accepts (aliases included)."""
+    out: dict[str, set[str]] = {}
+
+    def walk(command, prefix: str = "") -> None:  # type: ignore[no-untyped-def]
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, f"{prefix}{name} ")
+            return
+        names: set[str] = set()
+        for param in command.params:
+            if getattr(param, "param_type_name", "") == "option":
+                names |= {o for o in [*param.opts, *param.secondary_opts] if o.startswith("--")}
+        out[prefix.strip()] = names
+
+    walk(typer.main.get_command(app))
+    return out
+
+
+def test_model_commands_share_their_model_options() -> None:
+    options = _options()
+    for command in MODEL_COMMANDS:
+        names = options[command] | ({"--model"} if command == "models check" else set())
+        missing = [o for o in SHARED if o not in names]
+        assert not missing, (command, missing)
+    for command in ("identify", "evaluate", "transfer", "models check"):
+        assert {"--dtype", "--attn-implementation"} <= options[command], command
+
+
+def test_one_meaning_has_one_primary_spelling() -> None:
+    options = _options()
+    for meaning, (spelling, others) in ONE_SPELLING.items():
+        for command, names in options.items():
+            stray = (names & others) - {"--languages"} if command == "lm-eval" else names & others
+            assert not stray, (meaning, command, stray)
+    assert "--langs" in options["lm-eval"] and "--languages" in options["lm-eval"]  # old alias
+    for command in ("identify", "evaluate", "transfer"):
+        assert "--langs" in options[command]
