@@ -395,7 +395,7 @@ def test_cli_lm_eval_matches_the_python_bridge(
 
     out = tmp_path / "results.json"
     main(["lm-eval", "--model", str(tiny_llama_dir), "--tasks", MC, "--task-dir", str(task_dir),
-          "--neurons", str(big_set), "--languages", "en", "--device", "cpu", "--batch-size",
+          "--neurons", str(big_set), "--langs", "en", "--device", "cpu", "--batch-size",
           str(BATCH), "--no-defaults", "--out", str(out)])
     assert "acc" in capsys.readouterr().out
     cli = json.loads(out.read_text())["results"][MC]
