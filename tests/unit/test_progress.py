@@ -81,3 +81,15 @@ def test_a_study_with_its_output_in_a_file_shows_every_stage_with_seconds(
         assert f"stage {stage}: done in " in text
     assert "\x1b[" not in text  # no terminal escapes in a file
     assert any(" steps) in " in line for line in text.splitlines())  # a task's end line
+
+
+def test_the_gpu_check_script_runs_as_a_cpu_dry_run() -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        ["bash", str(root / "scripts" / "gpu_check.sh"), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("0 failed;")
+    assert done.stdout.count("ok   ") >= 21
