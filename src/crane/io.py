@@ -30,6 +30,19 @@ def _umask() -> int:
     return mask
 
 
+def usual_modes(folder: str | Path) -> None:
+    """Give the files in ``folder`` (not recursive) and the folder itself the modes a plain
+    ``open``/``mkdir`` would (``0o666``/``0o777`` less the umask): some writers (temporary
+    files renamed into place) leave 0600 files that other users of a shared cache cannot
+    read."""
+    mask = _umask()
+    folder = Path(folder)
+    for path in folder.iterdir():
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o666 & ~mask)
+    os.chmod(folder, 0o777 & ~mask)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -54,3 +54,23 @@ def test_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
     atomic_write_text(tmp_path / "b.json", "{}\n")  # any write into the folder sweeps it
     assert not dead.exists()
     assert alive.exists() and other_host.exists()
+
+
+def test_usual_modes_open_up_files_a_writer_left_private(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import stat
+
+    from crane.io import usual_modes
+
+    folder = tmp_path / "model"
+    folder.mkdir(mode=0o700)
+    private = folder / "model.safetensors"
+    private.write_bytes(b"x")
+    os.chmod(private, 0o600)
+    old = os.umask(0o022)
+    try:
+        usual_modes(folder)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o644
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755

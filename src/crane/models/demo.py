@@ -26,7 +26,7 @@ from typing import Any
 
 from crane.data.builtin import cache_dir
 from crane.errors import ModelLoadError
-from crane.io import atomic_write_json, parse_json
+from crane.io import atomic_write_json, parse_json, usual_modes
 from crane.models.gguf import load_gguf, quiet_transformers
 from crane.progress import StatusCallback
 
@@ -159,6 +159,7 @@ def _convert(target: Path, say: StatusCallback) -> None:
                 f"The demo model conversion in {out_dir} did not produce all of "
                 f"{', '.join(_REQUIRED_FILES)}; report this with your transformers version."
             )
+        usual_modes(out_dir)  # model.safetensors is written 0600 by its writer
         os.replace(out_dir, target)
         say(f"demo model ready at {target}")
     except OSError as err:
