@@ -93,3 +93,17 @@ def test_the_gpu_check_script_runs_as_a_cpu_dry_run() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1].startswith("0 failed;")
     assert done.stdout.count("ok   ") >= 21
+
+
+def test_quiet_and_verbose(tiny_llama_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import run_cli
+
+    try:
+        code, out, err = run_cli(["--quiet", "models", "check", str(tiny_llama_dir)], capsys)
+        assert code == 0, err
+        assert render.VERBOSITY["level"] == 0 and "loading" not in err
+        code, out, err = run_cli(["models", "check", str(tiny_llama_dir)], capsys)
+        assert code == 0 and render.VERBOSITY["level"] == 1
+        assert "loading" in err  # the status lines of model loading
+    finally:
+        render.VERBOSITY["level"] = 1

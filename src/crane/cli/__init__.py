@@ -29,6 +29,31 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+@app.callback()
+def _verbosity(
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Only errors, warnings and results (no progress lines)."
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Also the library's DEBUG log lines on stderr."
+    ),
+) -> None:
+    """Find the neurons a multilingual language model needs for each language (CRANE)."""
+    import logging
+
+    from crane.cli.render import VERBOSITY
+
+    VERBOSITY["level"] = 0 if quiet else 2 if verbose else 1
+    if verbose:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger = logging.getLogger("crane")
+        if not any(getattr(h, "_crane", False) for h in logger.handlers):
+            handler._crane = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+
+
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.command("evaluate")(evaluate.evaluate_cmd)
