@@ -45,8 +45,11 @@ class ConstructionOptions:
     """How a set is constructed (recorded in its provenance)."""
 
     rounds: int = 4
-    ig_steps: int = 8
+    ig_steps: int = 4
     """Points of the integrated-gradient shares (0: no shares and no swaps)."""
+    ig_texts: int = 8
+    """Most validation texts per language the shares are estimated on (each point costs one
+    backward pass over them per language; swaps are still judged on every validation text)."""
     swaps: bool = True
     """Swap out members with a share ≤ 0 when the validated Sel does not fall."""
 
@@ -55,6 +58,8 @@ class ConstructionOptions:
             raise ConfigError(f"construction rounds must be at least 1, got {self.rounds}.")
         if self.ig_steps < 0:
             raise ConfigError(f"ig_steps must be 0 or more, got {self.ig_steps}.")
+        if self.ig_texts < 1:
+            raise ConfigError(f"ig_texts must be at least 1, got {self.ig_texts}.")
         return self
 
 
@@ -163,7 +168,7 @@ def construct_sets(
     _measure(loaded, _neuron_set(members, site, shape), validation, batching, reports)
     if options.ig_steps:
         texts = {
-            e: LanguageTexts(loaded, validation.texts[e], batching)
+            e: LanguageTexts(loaded, validation.texts[e][: options.ig_texts], batching)
             for e in languages
             if e in validation.languages
         }

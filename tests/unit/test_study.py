@@ -220,7 +220,7 @@ def test_every_identification_setting_keys_the_identify_stage() -> None:
     from crane.cli.identify import FILE_ONLY_KEYS, OPTION_KEYS
     from crane.study.config import IDENTIFY_KEYS
 
-    exempt = {"gradient_checkpointing", "dtype", "device", "trust_remote_code"}
+    exempt = {"gradient_checkpointing", "dtype", "device", "trust_remote_code", "revision"}
     settable = (set(OPTION_KEYS.values()) | set(FILE_ONLY_KEYS)) - exempt
     assert settable <= set(IDENTIFY_KEYS), sorted(settable - set(IDENTIFY_KEYS))
 

@@ -49,8 +49,10 @@ class IdentifyOptions:
     ``rounds`` (v2 causal construction: masked re-estimation, exactly k, measured Δ)."""
     rounds: int = 2
     """Rounds of the ``rounds`` construction."""
-    ig_steps: int = 8
+    ig_steps: int = 4
     """Points of the construction's integrated-gradient shares (0: no shares, no swaps)."""
+    ig_texts: int = 8
+    """Most validation texts per language the shares are estimated on."""
     swaps: bool = True
     """The construction swaps out members with a share ≤ 0 when validated Sel does not fall."""
     optimise: OptimiseOptions = field(default_factory=OptimiseOptions)
@@ -66,7 +68,7 @@ class IdentifyOptions:
         from crane.construction import ConstructionOptions
 
         return ConstructionOptions(
-            rounds=self.rounds, ig_steps=self.ig_steps, swaps=self.swaps
+            rounds=self.rounds, ig_steps=self.ig_steps, ig_texts=self.ig_texts, swaps=self.swaps
         ).validate()
 
     def score_options(self) -> dict[str, object]:

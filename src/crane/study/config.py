@@ -23,14 +23,14 @@ IDENTIFY_KEYS = (
     "identify_corpus", "corpus_lang", "text_field", "lang_field", "site", "target", "score",
     "quantile", "profile", "normalize", "lam", "contrast_over", "z", "verify",
     "verify_methods", "verify_ratio", "verify_tests", "verify_mode", "rounds", "ig_steps",
-    "swaps", "max_length",
+    "ig_texts", "swaps", "max_length", "attn_implementation",
     "batch_size", "batch_tokens", "seed", "token_budget", "shard_texts", "sweep_budgets",
     "sweep_methods", "random_control", "random_seeds", "optimise_steps", "optimise_lr", "optimise_texts",
     "optimise_init",
 )
 """The keys a study's identify stage depends on (its cache key); not gradient checkpointing,
-which changes memory, not results, nor the dtype and device, which the model's identity
-carries."""
+which changes memory, not results, nor the dtype, device and revision, which the model's
+identity carries."""
 SCORE_KEYS = ("score", "quantile", "profile", "normalize", "lam", "contrast_over", "z")
 """Keys that are options of the relevance methods' scorer (``IdentifyOptions`` fields)."""
 RELEVANCE_KEYS = {
@@ -93,8 +93,11 @@ class StudyConfig:
     verify_ratio: float = 1.0
     verify_mode: str = "rounds"
     rounds: int = 2
-    ig_steps: int = 8
+    ig_steps: int = 4
     """Points of the construction's integrated-gradient shares (0: no shares, no swaps)."""
+    ig_texts: int = 8
+    """Most validation texts per language the shares are estimated on (cost: one backward
+    pass over them per point and language)."""
     swaps: bool = True
     """The construction swaps out members with a share ≤ 0 when validated Sel does not fall."""
     verify_tests: int = 24
@@ -312,6 +315,7 @@ class StudyConfig:
             verify_mode=self.verify_mode,
             rounds=self.rounds,
             ig_steps=self.ig_steps,
+            ig_texts=self.ig_texts,
             swaps=self.swaps,
             max_texts=self.identify_max_texts,
             token_budget=self.token_budget,
