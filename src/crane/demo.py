@@ -37,7 +37,11 @@ def demo_config(model: str = DEMO_MODEL, seed: int = 0) -> StudyConfig:
         rounds=1,
         ig_steps=0,
         bpb_max_texts=6,
-        choice_builtin_items=12,
+        # the multiple-choice test and generation fidelity cost far more per row than bits per
+        # byte (the 262k-token output layer at every option token): CRANE's sets only
+        choice_builtin_items=200,
+        generation_prompts=30,
+        benchmark_methods=["crane"],
         sweep_budgets=[0.001, 0.02],
         sweep_methods=["crane"],
         n_boot=1000,

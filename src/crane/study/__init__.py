@@ -53,6 +53,15 @@ def _stage(name: str, progress: Progress) -> Iterator[None]:
     progress.message(f"stage {name}: done in {time.perf_counter() - started:.1f} s")
 
 
+def _slow_rows(main: list[Any], config: StudyConfig) -> list[Any]:
+    """The rows of a benchmark other than bits per byte: one random seed (the verdicts there
+    compare with it) and, with ``benchmark_methods``, those methods only."""
+    rows = [c for c in main if not str(c.method).startswith("random-")]
+    if config.benchmark_methods is None:
+        return rows
+    return [c for c in rows if c.method in config.benchmark_methods]
+
+
 def run_study(
     config: StudyConfig,
     out_dir: str | Path,
@@ -97,10 +106,7 @@ def run_study(
     for benchmark in benchmarks:
         # bits per byte under every row; the slower benchmarks without the sweep and with one
         # random seed (the verdicts there compare with that seed)
-        rows = (
-            main if benchmark.name == "bpb"
-            else [c for c in main if not str(c.method).startswith("random-")]
-        )
+        rows = main if benchmark.name == "bpb" else _slow_rows(main, config)
         conditions = [*rows, *sweep] if benchmark.name == "bpb" else rows
         with _stage(f"evaluate:{benchmark.name}", progress):
             cells = evaluate_stage(

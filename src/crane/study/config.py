@@ -138,6 +138,10 @@ class StudyConfig:
     generation_prompts: int = 0
     """Prompts per language for generation fidelity (needs the langid extra; 0: not run)."""
     generation_tokens: int = 16
+    benchmark_methods: list[str] | None = None
+    """The methods whose sets the benchmarks other than bits per byte (multiple choice,
+    generation fidelity) evaluate, ``random`` for the first random control (None: every method
+    and the first random control). These benchmarks cost far more per row than bits per byte."""
     random_control: bool = True
     random_seeds: int = 3
     """Layer-matched random controls (seeds ``seed, seed + 1, ...``: ``random``,
@@ -187,7 +191,7 @@ class StudyConfig:
                 f"Unknown key(s) {', '.join(unknown)} in {source}; valid keys: "
                 f"{', '.join(sorted(known))}."
             )
-        for key in ("languages", "methods", "sweep_methods", "verify_methods"):
+        for key in ("languages", "methods", "sweep_methods", "verify_methods", "benchmark_methods"):
             if isinstance(flat.get(key), str):
                 flat[key] = [part.strip() for part in flat[key].split(",") if part.strip()]
         hints = typing.get_type_hints(cls)
@@ -246,6 +250,14 @@ class StudyConfig:
             raise ConfigError(
                 f"Sweep method(s) {', '.join(missing)} are not among the study's methods."
             )
+        if self.benchmark_methods is not None:
+            allowed = [*self.methods, *(["random"] if self.random_control else [])]
+            stray = [m for m in self.benchmark_methods if m not in allowed]
+            if stray:
+                raise ConfigError(
+                    f"benchmark_methods names {', '.join(stray)}, which the study does not run; "
+                    f"choose among {', '.join(allowed)}."
+                )
         self.validate_identification()
 
     def validate_identification(self) -> None:
