@@ -157,41 +157,95 @@ def test_config_file_round_trip_and_errors(tmp_path: Path) -> None:
         StudyConfig(languages=["en"]).validate()
 
 
-def _table_default(value: object) -> str:
-    """A default as docs/study.md writes it (TOML-like; ``(none)`` for no value)."""
-    if value is None:
-        return "(none)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, list, dict)):
-        return json.dumps(value, ensure_ascii=False)
-    return repr(value)
+def test_benchmark_methods_limits_the_slower_benchmarks(
+    study, tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    """``benchmark_methods`` chooses the sets multiple choice and generation run under (the
+    rest resumes from the saved rows); bits per byte keeps every set; a name the study does
+    not run is a clear error."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(study[0], out)
+    config = tiny_config(tiny_llama_dir, benchmark_methods=["lape", "random"])
+    results = run_study(config, out, report=False).results
+    for name in ("choice", "mc", "generation"):
+        assert set(results["metrics"][name]) == {"lape", "random"}, name
+    assert set(results["metrics"]["bpb"]) == set(study[1]["metrics"]["bpb"])
+    with pytest.raises(ConfigError, match="benchmark_methods names plnd"):
+        tiny_config(tiny_llama_dir, benchmark_methods=["plnd"]).validate()
 
 
-def test_docs_list_every_config_key_with_its_default() -> None:
-    """docs/study.md's table of keys is complete and says the truth: every StudyConfig field
-    once, with its default and the ``crane identify`` option that sets it."""
+def test_identification_texts_among_the_cloze_source_are_caught(
+    tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    """The overlap check covers the built-in cloze test's and generation prompts' source, not
+    only the bits-per-byte corpus: a clear error before any work, a note under
+    allow_overlap."""
+    from crane.data.corpus import Corpus
+    from crane.study.evaluate import cloze_source
+    from crane.study.identify import _check_overlap
+
+    source = cloze_source()
+    langs = ["en", "zh", "vi"]
+    corpus = tmp_path / "ident.jsonl"
+    rows = [
+        {"lang": lang, "text": text}
+        for lang in langs
+        for text in [*source[lang][:2], f"A sentence of my own in {lang}, number one."]
+    ]
+    corpus.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    config = tiny_config(tiny_llama_dir, identify_corpus=str(corpus), generation_prompts=0)
+    with pytest.raises(ConfigError, match="allow_overlap"):
+        run_study(config, tmp_path / "run", report=False)
+    assert not (tmp_path / "run" / "study.json").exists()
+    notes: list[str] = []
+    texts = Corpus({lang: [r["text"] for r in rows if r["lang"] == lang] for lang in langs})
+    _check_overlap(tiny_config(tiny_llama_dir, allow_overlap=True), texts, notes)
+    assert len(notes) == 1 and "allow_overlap is set" in notes[0]
+    if source.provenance.get("source") == "gettext":  # else the source is UDHR's, like bpb's
+        alone = tiny_config(tiny_llama_dir, choice_builtin_items=0, generation_prompts=0)
+        _check_overlap(alone, texts, notes)  # bits per byte on UDHR only: no overlap here
+        assert len(notes) == 1
+
+
+def test_config_reference_is_generated_from_the_code_and_current() -> None:
+    """docs/config.md is what scripts/config_reference.py renders from StudyConfig: every field
+    once, with its default, its ``crane identify`` option and its docstring as the meaning."""
     import dataclasses
 
     from crane.cli.identify import OPTION_KEYS
+    from crane.study.reference import config_reference, key_meanings, table_default
 
-    text = (Path(__file__).parents[2] / "docs" / "study.md").read_text(encoding="utf-8")
-    section = text[text.index("### Every key") :]
-    section = section[: section.index("\n#", 1)]
+    page = (Path(__file__).parents[2] / "docs" / "config.md").read_text(encoding="utf-8")
+    assert page == config_reference(), "run: python scripts/config_reference.py"
     rows = {}
-    for line in section.splitlines():
+    for line in page.splitlines():
         if line.startswith("| `"):
             cells = [cell.strip() for cell in line.strip("|").split(" | ")]
-            rows[cells[0].strip("`")] = cells
-    flags = {key: f"`--{name.replace('_', '-')}`" for name, key in OPTION_KEYS.items()}
-    defaults = StudyConfig()
+            rows[cells[0].split("`")[1]] = cells
     fields = [f.name for f in dataclasses.fields(StudyConfig)]
     assert sorted(rows) == sorted(fields)
+    assert sorted(key_meanings()) == sorted(fields)  # every key has its meaning in the code
+    flags = {key: f"`--{name.replace('_', '-')}`" for name, key in OPTION_KEYS.items()}
+    defaults = StudyConfig()
     for name in fields:
-        _, default, flag, meaning = rows[name]
-        assert default == f"`{_table_default(getattr(defaults, name))}`", name
+        _, _, default, flag, meaning = rows[name]
+        assert default == f"`{table_default(getattr(defaults, name))}`", name
         assert flag == flags.get(name, "—"), name
-        assert meaning, name
+        assert len(meaning) > 10, name
+
+
+def test_the_reference_script_checks_the_page(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[2] / "scripts" / "config_reference.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "up to date" in done.stdout
 
 
 def test_identification_keys_reach_the_options() -> None:

@@ -52,108 +52,156 @@ class StudyConfig:
     """Everything a study does (a TOML/YAML file for ``crane run`` sets any of these keys)."""
 
     model: str = "gemma-3-270m"
+    """Hub id (already in your cache), local model directory, ``.gguf`` file or ``gemma-3-270m``."""
     languages: list[str] = field(default_factory=lambda: ["en", "zh", "vi"])
+    """Languages to compare (a list or ``"en,zh,vi"``), at least two."""
     control_language: str | None = None
-    """A second Latin-script language (e.g. ``fr`` or ``es``) added to ``languages`` as a
-    control for English: the report compares its sets with English's ("English" vs "Latin
-    script")."""
+    """A second Latin-script language (e.g. ``fr``, ``es``) added to ``languages`` as a control for
+    English; the report puts the two side by side (docs/reading-numbers.md)."""
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    """Identification methods (``crane methods`` lists them); the random control is added by
+    ``random_control``."""
     budget: str = "match:crane"
-    """Per-language set size: ``match:METHOD`` (every method as large as METHOD's sets),
-    a count, or a fraction such as ``0.5%``."""
+    """Neurons per language: ``match:METHOD`` (every method as large as METHOD's sets), a count, a
+    fraction (``"0.5%"``), or ``own``."""
     reference_budget: str = "0.5%"
     """Size of the reference method's sets when ``budget`` is ``match:METHOD``."""
     dtype: str = "float32"
+    """``float32`` | ``bfloat16`` | ``float16`` | ``auto`` (float32 on the CPU, else the
+    checkpoint's own dtype)."""
     device: str = "cpu"
+    """``cpu`` | ``cuda`` | ``cuda:N`` | ``mps`` | ``auto`` (CUDA, else MPS, else the CPU) |
+    ``shard`` (one model over every GPU and the CPU, accelerate's ``device_map``); under
+    torchrun ``cuda`` is GPU ``LOCAL_RANK``."""
     trust_remote_code: bool = False
+    """Allow a model's own Python code (only for sources you trust)."""
     revision: str | None = None
-    """Model revision (a hub branch, tag or commit); part of the model's identity."""
+    """Model revision: a hub branch, tag or commit (part of the model's identity)."""
     attn_implementation: str | None = None
-    """Attention implementation (``eager``, ``sdpa``, ...); None: the model's default."""
+    """Attention implementation: ``eager`` | ``sdpa`` | ``flash_attention_2`` (none: the model's
+    default)."""
     seed: int = 0
+    """Seed of the random control, the bootstrap and the built-in item and prompt draws."""
 
     # identification
     identify_corpus: str = "auto"
+    """Identification texts: ``auto`` (gettext where it gives ≥ 100 sentences in every language of
+    the run, else UDHR), a built-in name or a corpus path."""
     identify_max_texts: int | None = 150
+    """Most identification texts per language (the first ones; none: all)."""
     text_field: str = "text"
+    """Text field/column of a JSONL, CSV or Parquet corpus."""
     lang_field: str = "lang"
+    """Language field/column of such a corpus."""
     corpus_lang: str | None = None
+    """Language of plain-text corpus files."""
     site: str = "down_in"
+    """Neuron site: ``down_in`` | ``act``."""
     target: str = "logprob"
+    """Explained quantity of relevance: ``logprob`` (v2 default) | ``logit``."""
     score: str = "contrast"
+    """CRANE score: ``margin`` | ``entropy`` (v1), ``contrast`` | ``effect`` (v2, method.md; need
+    ``target = "logprob"`` to be in bits per byte of damage)."""
     quantile: float = 0.95
+    """Relevance quantile a neuron must reach, in [0, 1)."""
     lam: float = 1.0
+    """v2 scores: weight λ of the other languages' exposure."""
     contrast_over: str = "max"
+    """v2 scores subtract the other languages' ``max`` | ``mean`` exposure."""
     z: float = 2.0
+    """``effect`` score: a neuron is eligible when its expected damage exceeds z standard errors."""
     profile: str = "signed"
+    """Relevance profile: ``signed`` | ``positive`` | ``absolute`` | ``exposure`` (per-position |e|,
+    v2 statistics)."""
     normalize: str = "global"
+    """z-scores over all neurons (``global``) or within each layer (``layer``)."""
     verify: bool = True
+    """Confirm relevance candidates by masking (group tests on held-out texts)."""
     verify_methods: list[str] = field(default_factory=lambda: ["crane", "gradxact"])
-    """Relevance methods whose candidates are confirmed by masking (when ``verify``)."""
+    """Relevance methods whose candidates are confirmed (when ``verify``)."""
     verify_ratio: float = 1.0
+    """A group passes when its own rise exceeds this × the others' mean."""
     verify_mode: str = "rounds"
+    """``groups``: v1 group tests of the top candidates; ``rounds``: v2 causal construction (masked
+    re-estimation in rounds, exactly k, damage measured on validation; needs v2 statistics)."""
     rounds: int = 2
+    """Rounds of the ``rounds`` construction (k/rounds neurons per round)."""
     ig_steps: int = 4
-    """Points of the construction's integrated-gradient shares (0: no shares, no swaps)."""
+    """Points of the construction's integrated-gradient shares of each member on the validation
+    texts (0: no shares, no swaps)."""
     ig_texts: int = 8
-    """Most validation texts per language the shares are estimated on (cost: one backward
-    pass over them per point and language)."""
+    """Most validation texts per language the shares are estimated on (each point costs one backward
+    pass over them per language; swaps are judged on every validation text)."""
     swaps: bool = True
-    """The construction swaps out members with a share ≤ 0 when validated Sel does not fall."""
+    """The construction swaps out members whose own-minus-others share is ≤ 0 (refilled from the
+    last round's ranking), kept only if validated Sel does not fall."""
     verify_tests: int = 24
+    """Most group tests per language."""
     token_budget: int | None = None
-    """Most tokens per language for identification (None: no limit; ``crane identify
-    --max-tokens``); a text that does not fit is cut."""
+    """Token budget: most identification tokens per language (none: no limit); not ``batch_tokens``.
+    """
     shard_texts: int = 64
     """Texts per saved statistics shard: the unit of resumption and of data-parallel work."""
     gradient_checkpointing: bool = False
-    """Recompute each layer's forward in relevance collection's backward pass: less memory,
-    about one more forward of time, the same statistics."""
+    """Recompute each layer's forward in relevance collection's backward pass: less memory, the same
+    statistics."""
 
     optimise_steps: int = 30
-    """Steps of the ``optimise`` method's mask optimisation per language."""
+    """Steps of the ``optimise`` method's mask optimisation per language (the reference optimum,
+    method.md)."""
     optimise_lr: float = 0.1
     """Its Adam step size on the standardised mask logits."""
     optimise_texts: int = 8
     """Fit texts of each language in one optimisation step."""
     optimise_init: str | None = None
-    """The method whose scores start the optimisation (None: crane if run, else actmean)."""
+    """The method whose scores start the optimisation (none: ``crane`` when the study runs it, else
+    ``actmean``)."""
 
     allow_overlap: bool = False
-    """Go on (with a note) when identification texts are among the evaluation texts."""
+    """Go on with a note when identification texts are among the bits-per-byte evaluation texts
+    (otherwise a clear error; [data.md](data.md))."""
 
     # evaluation
     bpb_corpus: str = "udhr"
+    """Held-out text for bits per byte: a built-in name or a path."""
     bpb_part: str = "heldout"
+    """Part of a built-in corpus for bits per byte."""
     bpb_max_texts: int | None = None
-    """Evaluate bits per byte on the first N texts per language (None: all)."""
+    """Bits per byte on the first N texts per language (none: all)."""
     choice_builtin_items: int = 0
-    """Items per language of the built-in parallel cloze test (``crane.evaluation.cloze``,
-    held-out gettext messages; UDHR paragraphs without gettext) (0: not run)."""
+    """Items per language of the built-in parallel cloze test (held-out gettext messages, UDHR
+    paragraphs without gettext; up to about 300) (0: not run)."""
     choice_files: dict[str, str] = field(default_factory=dict)
-    """Language → MMLU-style question file (CSV or JSONL)."""
+    """Language → MMLU-style question file (CSV or JSONL), a table."""
     choice_fields: dict[str, str] = field(default_factory=dict)
-    """Column names of those files when they differ from the defaults, e.g.
-    ``{"question_field": "Question", "answer_field": "Answer"}`` (see ``read_choice_file``)."""
+    """Column names of those files when they differ from the defaults, a table."""
     generation_prompts: int = 0
     """Prompts per language for generation fidelity (needs the langid extra; 0: not run)."""
     generation_tokens: int = 16
+    """Tokens generated per prompt."""
     benchmark_methods: list[str] | None = None
-    """The methods whose sets the benchmarks other than bits per byte (multiple choice,
-    generation fidelity) evaluate, ``random`` for the first random control (None: every method
-    and the first random control). These benchmarks cost far more per row than bits per byte."""
+    """Methods whose sets the benchmarks other than bits per byte (multiple choice, generation
+    fidelity) evaluate, ``random`` for the first random control (none: every method and the first
+    random control); these benchmarks cost far more per row."""
     random_control: bool = True
+    """Add the layer-matched random copy of the reference method's sets."""
     random_seeds: int = 3
-    """Layer-matched random controls (seeds ``seed, seed + 1, ...``: ``random``,
-    ``random-1``, ...); verdicts compare each set with their mean."""
+    """Random controls with seeds ``seed``, ``seed + 1``, … (``random``, ``random-1``, …); each
+    set's verdict compares it with their mean Sel."""
     sweep_budgets: list[float] = field(default_factory=list)
     """Fractions of all neurons for the budget sweep (unverified sets; empty: no sweep)."""
     sweep_methods: list[str] = field(default_factory=lambda: ["crane"])
+    """Methods of the budget sweep."""
     n_boot: int = 1000
+    """Bootstrap resamples of every confidence interval."""
     max_length: int = 128
+    """Tokens per window (identification and evaluation)."""
     batch_size: int = 16
+    """Most windows per batch (identification)."""
     batch_tokens: int = 1024
+    """Most padded tokens per batch."""
     eval_batch_size: int = 64
+    """Most windows per batch in evaluation."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "the configuration") -> StudyConfig:
