@@ -145,12 +145,16 @@ class Distributed:
         """The device this rank loads the model on: ``cuda`` becomes ``cuda:LOCAL_RANK``.
 
         Raises:
-            ConfigError: with several processes, ``auto`` (one model spread over all GPUs) or
+            ConfigError: with several processes, ``shard`` (one model spread over all GPUs) or
                 a fixed ``cuda:N`` (every rank on the same GPU), or a LOCAL_RANK without a GPU.
         """
         if not self.enabled:
             return device
-        if device == "auto" or device.startswith("cuda:"):
+        if device == "auto":
+            from crane.models.loading import best_device
+
+            device = best_device()
+        if device == "shard" or device.startswith("cuda:"):
             raise ConfigError(
                 f"--device {device} cannot be shared by {self.world_size} data-parallel "
                 "processes; use --device cuda (each process takes GPU LOCAL_RANK) or cpu."

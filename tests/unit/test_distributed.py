@@ -316,9 +316,11 @@ def test_launch_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dist.device_for("cpu") == "cpu"
     assert Distributed.backend_for("cpu") == "gloo"
     assert Distributed.backend_for("cuda:1") == "nccl"
-    for device in ("auto", "cuda:0"):
+    for device in ("shard", "cuda:0"):
         with pytest.raises(ConfigError, match="--device cuda"):
             dist.device_for(device)
+    if not torch.cuda.is_available():
+        assert dist.device_for("auto") == "cpu"  # the best device here, as alone
     if torch.cuda.device_count() <= 1:
         with pytest.raises(ConfigError, match="LOCAL_RANK=1"):
             dist.device_for("cuda")

@@ -76,6 +76,30 @@ def test_dtype_and_attention_options(tiny_llama_dir: Path) -> None:
     assert default.shape.d_ff == 96
 
 
+def test_auto_picks_the_best_device_and_float32_on_the_cpu(
+    tiny_llama_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--device auto`` is "the best device here" (CUDA, else MPS, else the CPU), not a
+    sharding device map (that is ``shard``); ``--dtype auto`` on the CPU is float32 even for a
+    checkpoint saved in bfloat16."""
+    from crane.models import loading
+
+    monkeypatch.setattr(loading.torch.cuda, "is_available", lambda: False)
+    mps = getattr(loading.torch.backends, "mps", None)
+    if mps is not None:
+        monkeypatch.setattr(mps, "is_available", lambda: False)
+    assert loading.best_device() == "cpu"
+    half = load_model(tiny_llama_dir, dtype="bfloat16", validate=False)
+    half.model.save_pretrained(tmp_path / "bf16")
+    half.tokenizer.save_pretrained(tmp_path / "bf16")
+    loaded = load_model(tmp_path / "bf16", dtype="auto", device="auto", validate=False)
+    assert loaded.source["device"] == "cpu" and loaded.source["dtype"] == "float32"
+    assert "device_map" not in loaded.source
+    monkeypatch.setattr(loading.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(loading.torch.cuda, "device_count", lambda: 1)
+    assert loading.best_device() == "cuda"
+
+
 @pytest.mark.parametrize("dtype", ["fp32", "float64", "int8", ""])
 def test_bad_dtype_is_a_config_error(tiny_llama_dir: Path, dtype: str) -> None:
     with pytest.raises(ConfigError, match="float32, bfloat16, float16, auto"):

@@ -55,3 +55,17 @@ def test_one_meaning_has_one_primary_spelling() -> None:
     assert "--langs" in options["lm-eval"] and "--languages" in options["lm-eval"]  # old alias
     for command in ("identify", "evaluate", "transfer"):
         assert "--langs" in options[command]
+
+
+def test_out_names_a_directory_and_json_a_results_file() -> None:
+    """``--out`` is a run directory (identify, run, demo, data split); a command that writes one
+    results file takes ``--json`` (``--out`` stays its deprecated alias for one release)."""
+    options = _options()
+    for command in ("identify", "run", "demo", "data split"):
+        assert "--out" in options[command] and "--json" not in options[command], command
+    for command in ("evaluate", "transfer", "lm-eval"):
+        assert "--json" in options[command], command
+    command = typer.main.get_command(app)
+    for name in ("evaluate", "transfer", "lm-eval"):
+        (param,) = [p for p in command.commands[name].params if "--json" in p.opts]
+        assert param.opts[0] == "--json" and "--out" in param.opts  # the alias, second

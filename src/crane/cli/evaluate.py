@@ -16,10 +16,12 @@ from crane.cli.options import (
     CorpusLangOpt,
     DeviceOpt,
     DtypeOpt,
+    JsonOpt,
     ModelOpt,
     RevisionOpt,
     TrustOpt,
     check_options,
+    note_deprecated_out,
 )
 from crane.cli.render import RichReporter, print_matrix, progress_bars, write_json
 from crane.errors import ConfigError
@@ -76,7 +78,7 @@ def evaluate_cmd(
     trust_remote_code: TrustOpt = False,
     revision: RevisionOpt = None,
     attn_implementation: AttnOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Write the matrix as JSON here.")] = None,
+    out: JsonOpt = None,
 ) -> None:
     """Bits per byte per language, unmasked and with each neuron set masked."""
     from crane.data.builtin import PARTS
@@ -94,6 +96,7 @@ def evaluate_cmd(
         choices={"--mode": (mode, MASK_MODES), "--part": (part, PARTS)},
     )
     if out is not None:
+        note_deprecated_out()
         check_output_file(out)  # fail now, not after the evaluation
     sets = {name: NeuronSet.load(path) for name, path in set_labels(neurons or []).items()}
     texts = evaluation_texts(corpus, part, langs, max_texts, lang=lang)

@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from crane.cli.options import JsonOpt, note_deprecated_out
 from crane.cli.render import console, write_json
+from crane.errors import ConfigError
 from crane.io import check_output_file
 
 
@@ -29,7 +31,9 @@ def lm_eval_cmd(
     mode: Annotated[str, typer.Option(help="zero | scale.")] = "zero",
     alpha: Annotated[float | None, typer.Option(help="Factor for --mode scale.")] = None,
     batch_size: int = 8,
-    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N | mps (as every command).")] = "cpu",
+    device: Annotated[
+        str, typer.Option(help="cpu | cuda | cuda:N | mps | auto (CUDA, else MPS, else CPU).")
+    ] = "cpu",
     dtype: Annotated[
         str | None, typer.Option(help="float32 | bfloat16 | float16 | auto (default: lm-eval's).")
     ] = None,
@@ -40,12 +44,13 @@ def lm_eval_cmd(
         str | None, typer.Option(help="Model revision: a hub branch, tag or commit.")
     ] = None,
     defaults: Annotated[bool, typer.Option(help="Also index lm-eval's built-in tasks.")] = True,
-    out: Annotated[Path | None, typer.Option(help="Write lm-eval's results JSON here.")] = None,
+    out: JsonOpt = None,
 ) -> None:
     """Run lm-evaluation-harness tasks with a neuron set masked (needs the eval extra)."""
     from crane.lm_eval_bridge import evaluate as lm_evaluate
 
     if out is not None:
+        note_deprecated_out()
         check_output_file(out)
     import sys
 
@@ -53,6 +58,14 @@ def lm_eval_cmd(
         from crane.cli.render import note
 
         note("--languages is deprecated; use --langs (the same spelling as every command).")
+    if device == "shard":
+        raise ConfigError(
+            "crane lm-eval runs the model on one device; use --device auto, cuda or cpu."
+        )
+    if device == "auto":
+        from crane.models.loading import best_device
+
+        device = best_device()
     model_args = {
         k: v for k, v in (("trust_remote_code", trust_remote_code), ("revision", revision)) if v
     }

@@ -13,8 +13,17 @@ from crane.errors import ConfigError
 
 ModelArg = Annotated[str, typer.Argument(help="Hub id, local model directory, .gguf file, or gemma-3-270m.")]
 ModelOpt = Annotated[str, typer.Option(help="Hub id, model directory, .gguf file or gemma-3-270m.")]
-DtypeOpt = Annotated[str, typer.Option(help="float32 | bfloat16 | float16 | auto.")]
-DeviceOpt = Annotated[str, typer.Option(help="cpu | cuda | cuda:N | mps | auto (accelerate device_map).")]
+DtypeOpt = Annotated[
+    str, typer.Option(help="float32 | bfloat16 | float16 | auto (float32 on the CPU, else the "
+                      "checkpoint's).")
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        help="cpu | cuda | cuda:N | mps | auto (CUDA, else MPS, else CPU) | shard (one model "
+        "over every GPU and the CPU, accelerate's device_map)."
+    ),
+]
 TrustOpt = Annotated[bool, typer.Option(help="Allow a model's own Python code (only for sources you trust).")]
 RevisionOpt = Annotated[
     str | None,
@@ -25,6 +34,27 @@ AttnOpt = Annotated[
     typer.Option(help="Attention implementation: eager | sdpa | flash_attention_2 (default: "
                  "the model's)."),
 ]
+
+JsonOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--json", "--out",
+        help="Write the results as JSON to this file (--out: the old spelling, deprecated; "
+        "--out names a run directory elsewhere).",
+    ),
+]
+
+
+def note_deprecated_out() -> None:
+    """Say so when a results file was given as ``--out`` (a run directory in every other
+    command; ``--json`` is the file's spelling)."""
+    import sys
+
+    if "--out" in sys.argv or any(a.startswith("--out=") for a in sys.argv):
+        from crane.cli.render import note
+
+        note("--out for a results file is deprecated; use --json (--out names a run directory).")
+
 
 CorpusLangOpt = Annotated[str | None, typer.Option(help="Language of plain-text corpus files.")]
 TextFieldOpt = Annotated[str, typer.Option(help="Text field/column (JSONL, CSV, Parquet).")]

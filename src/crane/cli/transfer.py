@@ -11,7 +11,16 @@ from rich.table import Table
 
 from crane.cli.evaluate import evaluation_texts
 from crane.cli.neurons import neuron_file
-from crane.cli.options import AttnOpt, DeviceOpt, DtypeOpt, RevisionOpt, TrustOpt, check_options
+from crane.cli.options import (
+    AttnOpt,
+    DeviceOpt,
+    DtypeOpt,
+    JsonOpt,
+    RevisionOpt,
+    TrustOpt,
+    check_options,
+    note_deprecated_out,
+)
 from crane.cli.render import RichReporter, console, progress_bars, signed, write_json
 from crane.errors import ConfigError
 from crane.io import check_output_file
@@ -46,7 +55,7 @@ def transfer_cmd(
     chat_prompt: Annotated[
         str, typer.Option(help="The user turn before each text when a chat template is used.")
     ] = "Write a short text.",
-    out: Annotated[Path | None, typer.Option(help="Write the numbers as JSON here.")] = None,
+    out: JsonOpt = None,
 ) -> None:
     """Apply neuron sets found on model A to model B of the same shape: transfer ratio
     T_L = Δ^B_L(L) / Δ^A_L(L), selectivity in both, Jaccard with B's own sets."""
@@ -64,6 +73,7 @@ def transfer_cmd(
             "use b to read texts in model B's chat template."
         )
     if out is not None:
+        note_deprecated_out()
         check_output_file(out)
     found = NeuronSet.load(neuron_file(neurons, method))
     base_spec = base or (found.meta.get("model") or {}).get("spec")

@@ -35,7 +35,7 @@ DTYPES: dict[str, torch.dtype | str] = {
     "float16": torch.float16,
     "auto": "auto",
 }
-"""Accepted ``dtype`` names; ``auto`` keeps the checkpoint's own dtype."""
+"""Accepted ``dtype`` names; ``auto``: float32 on the CPU, else the checkpoint's own dtype."""
 
 SOURCE_KINDS: tuple[str, ...] = ("demo", "local", "gguf", "hub")
 
@@ -44,7 +44,7 @@ FULL_HASH_LIMIT = 2 * 1024**3
 """Single weight files up to this size are hashed in full; larger models get a fingerprint."""
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)?$")
-_DEVICE = re.compile(r"^(cpu|mps|auto|cuda(:\d+)?)$")
+_DEVICE = re.compile(r"^(cpu|mps|auto|shard|cuda(:\d+)?)$")
 _WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 
 
@@ -98,8 +98,10 @@ def load_model(
 
     ``spec`` is ``"gemma-3-270m"`` (the packaged demo model), a local model directory
     (config.json + weights), a ``.gguf`` file, or a hub id ``org/name`` (``revision`` picks a
-    branch, tag or commit). ``dtype``: float32 | bfloat16 | float16 | auto. ``device``: cpu |
-    cuda | cuda:N | mps | auto (accelerate's ``device_map="auto"``). ``attn_implementation`` is
+    branch, tag or commit). ``dtype``: float32 | bfloat16 | float16 | auto (float32 on the CPU,
+    else the checkpoint's dtype). ``device``: cpu | cuda | cuda:N | mps | auto (the best device
+    here: CUDA, else MPS, else the CPU; :func:`best_device`) | shard (one model spread over
+    every GPU and the CPU by accelerate's ``device_map="auto"``). ``attn_implementation`` is
     passed to transformers when given (default: transformers' choice, usually sdpa).
 
     Raises:
@@ -110,6 +112,8 @@ def load_model(
     say = progress or _silent
     torch_dtype = _check_dtype(dtype)
     device_map = _check_device(device)
+    if torch_dtype == "auto" and device_map is None:
+        torch_dtype = torch.float32  # the CPU: half precision there is slow and coarse
     kind, location = _resolve(spec, cache_dir=cache_dir, progress=say)
 
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
@@ -263,13 +267,28 @@ def _check_dtype(dtype: str) -> torch.dtype | str:
     return DTYPES[dtype]
 
 
+def best_device() -> str:
+    """What ``--device auto`` picks: ``cuda`` when torch sees a GPU, else ``mps`` when Apple's
+    backend is available, else ``cpu``."""
+    if torch.cuda.is_available() and torch.cuda.device_count() > 0:
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 def _check_device(device: str) -> str | dict[str, str] | None:
     """transformers' ``device_map`` for ``device`` (``None`` for the CPU)."""
     if not isinstance(device, str) or not _DEVICE.match(device):
-        raise ConfigError(f"Unknown device '{device}'; use cpu, cuda, cuda:N, mps or auto.")
+        raise ConfigError(
+            f"Unknown device '{device}'; use cpu, cuda, cuda:N, mps, auto or shard."
+        )
+    if device == "auto":
+        device = best_device()
     if device == "cpu":
         return None
-    if device == "auto":
+    if device == "shard":
         return "auto"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
@@ -448,7 +467,7 @@ def _provenance(
         "note": note,
     }
     device_map = getattr(model, "hf_device_map", None)
-    if requested_device == "auto" and device_map:
+    if requested_device == "shard" and device_map:
         source["device_map"] = {str(k): str(v) for k, v in device_map.items()}
     return source
 
