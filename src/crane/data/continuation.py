@@ -1,12 +1,11 @@
-"""The built-in parallel continuation test: :func:`builtin_continuation_set` derives a
-*parallel* multiple-choice test from the held-out gettext sentences (or, without gettext
-catalogs, from the held-out UDHR paragraphs): the same items, distractor sources and answer
+"""The built-in parallel continuation test: :func:`builtin_continuation_set` is the cloze test
+(:mod:`crane.evaluation.cloze`) on the held-out gettext sentences of en, zh and vi (or, without
+gettext catalogs, the held-out UDHR paragraphs): the same items, distractor sources and answer
 positions in every language. :func:`split_half` cuts a message into prompt and continuation.
 """
 
 from __future__ import annotations
 
-import random
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from crane.data.builtin import (
     udhr_corpus,
     udhr_units,
 )
-from crane.data.choice_items import ChoiceItem, ChoiceSet, uses_spaces
+from crane.data.choice_items import ChoiceSet, uses_spaces
 from crane.data.choice_items import nfc as _nfc
 from crane.data.languages import parse_language_list
 from crane.errors import ConfigError, CorpusError, LanguageError
@@ -131,17 +130,12 @@ def builtin_continuation_set(
     n_choices: int = 4,
     seed: int = 0,
 ) -> ChoiceSet:
-    """A parallel continuation test: the same items in every language, built on this machine.
-
-    From the held-out gettext messages (or the held-out UDHR paragraphs when the gettext
-    catalogs are missing), messages that split into two non-trivial halves in every language
-    (:func:`split_half`) are eligible. With ``random.Random(seed)``: ``n_items`` messages are
-    drawn (fewer when fewer are eligible); for each, ``n_choices - 1`` distractor messages are
-    drawn from the other eligible ones, skipping any whose second half equals the true one or an
-    earlier distractor's in some language; the correct answer's position is drawn uniformly.
-    Item = prompt (first half) and choices (second halves). Messages, distractor sources and
-    answer positions are shared by every language; ``provenance["items"]`` lists, per item, the
-    source message index and the source of every choice (``choice_sources``).
+    """A parallel continuation test in en, zh and vi, built on this machine: the cloze test
+    (:func:`crane.evaluation.cloze.cloze_set`, which takes any parallel corpus and language)
+    on the held-out gettext messages, or the held-out UDHR paragraphs when the gettext catalogs
+    are missing, with the shortest messages it accepts (:data:`MIN_WORDS`,
+    :data:`MIN_CHARS`). Items are judged in all three languages, so a seed gives the same items
+    whichever ``languages`` are returned; ``provenance`` names the source and lists every item.
     """
     langs = parse_language_list(languages)
     for lang in langs:
@@ -156,64 +150,17 @@ def builtin_continuation_set(
         raise ConfigError(f"n_choices must be at least 2, got {n_choices}.")
     # Eligibility and distinctness are judged in all built-in languages, so a seed gives the
     # same items whichever languages are asked for.
+    from crane.data.corpus import Corpus
+    from crane.evaluation.cloze import cloze_set
+
     every = list(BUILTIN_LANGUAGES)
     messages, source = _parallel_source(every)
-    halves: dict[int, list[tuple[str, str]]] = {}
-    for index, texts in enumerate(messages):
-        split = [split_half(t, lang) for t, lang in zip(texts, every, strict=True)]
-        if all(s is not None for s in split):
-            halves[index] = split  # type: ignore[assignment]
-    eligible = sorted(halves)
-    if len(eligible) < n_choices:
-        raise CorpusError(
-            f"Only {len(eligible)} built-in {source['source']} messages split into two halves in "
-            f"every language, fewer than the {n_choices} choices asked for; ask for fewer choices."
-        )
-    rng = random.Random(seed)
-    chosen = rng.sample(eligible, min(n_items, len(eligible)))
-    items: dict[str, list[ChoiceItem]] = {lang: [] for lang in langs}
-    records: list[dict[str, Any]] = []
-    for index in chosen:
-        taken: list[int] = []
-        for other in rng.sample(eligible, len(eligible)):
-            if len(taken) == n_choices - 1:
-                break
-            if other == index:
-                continue
-            clash = any(
-                halves[other][k][1] == halves[j][k][1]
-                for k in range(len(every))
-                for j in (index, *taken)
-            )
-            if not clash:
-                taken.append(other)
-        if len(taken) < n_choices - 1:
-            raise CorpusError(
-                f"The built-in {source['source']} messages have too few distinct second halves "
-                f"for {n_choices} choices; ask for fewer choices."
-            )
-        answer = rng.randrange(n_choices)
-        sources = taken[:answer] + [index] + taken[answer:]
-        item_id = f"{source['source']}:{index}"
-        for lang in langs:
-            k = every.index(lang)
-            prompt = halves[index][k][0]
-            choices = tuple(halves[j][k][1] for j in sources)
-            items[lang].append(ChoiceItem(item_id, prompt, choices, answer))
-        records.append({"source_index": index, "choice_sources": sources, "answer": answer})
-    provenance = {
-        **source,
-        "builder": "builtin_continuation_set",
-        "seed": seed,
-        "n_items": len(chosen),
-        "n_items_requested": n_items,
-        "n_choices": n_choices,
-        "n_eligible": len(eligible),
-        "split": (
-            f"space-separated languages: at the word boundary nearest the middle, message of at "
-            f"least {MIN_WORDS} words; others: at the character middle, message of at least "
-            f"{MIN_CHARS} characters"
-        ),
-        "items": records,
-    }
-    return ChoiceSet(items, provenance, "continuation")
+    corpus = Corpus(
+        {lang: [row[k] for row in messages] for k, lang in enumerate(every)}, dict(source)
+    )
+    built = cloze_set(
+        corpus, n_items=n_items, n_choices=n_choices, seed=seed, min_words=MIN_WORDS,
+        min_chars=MIN_CHARS, languages=langs,
+    )
+    provenance = {**source, **built.provenance, "builder": "builtin_continuation_set (cloze_set)"}
+    return ChoiceSet(built.items, provenance, "continuation")

@@ -48,6 +48,7 @@ from crane.errors import ConfigError, LanguageError
 from crane.evaluation.bpb import NONE, _device, _scored_nll, evaluate_masks, text_nats
 from crane.evaluation.metrics import Units, accuracy_units
 from crane.models.adapters import Adapter
+from crane.models.head import output_logits
 from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
 
@@ -424,6 +425,9 @@ def _cached_nats(
         lengths = context_mask.sum(dim=1)  # [G]
         last = hidden[torch.arange(len(members)), (lengths - 1).to(hidden.device)]  # [G, d]
         del out, hidden
+        # every option's first token is predicted at its context's last position: the output
+        # head runs there once per context, not once per option
+        first_logp = torch.log_softmax(output_logits(model, last).float(), dim=-1)  # [G, V]
         progress.advance(1)
         for chunk in plan.chunks:
             # one row per choice: its group in the batch, its window, its continuation tokens
@@ -452,7 +456,13 @@ def _cached_nats(
             del out, kwargs
             # the first continuation token is predicted at the context's last position
             first = torch.tensor([o[0] for o in options], dtype=torch.long)
-            nll = _scored_nll(model, last[index.to(last.device)], first)
+            at = first_logp.device
+            nll = -first_logp[index.to(at), first.to(at)].double().cpu()
+            if not torch.isfinite(nll).all():
+                raise ConfigError(
+                    "The model produced NaN or infinite log-probabilities; "
+                    "load it in float32 (--dtype float32) or check its weights."
+                )
             scored = targets != -100
             rest = _scored_nll(
                 model, option_hidden[scored.to(option_hidden.device)], targets[scored]
@@ -460,7 +470,7 @@ def _cached_nats(
             totals.index_add_(0, windows, nll)
             totals.index_add_(0, windows[scored.nonzero()[:, 0]], rest)
             progress.advance(1)
-        del cache
+        del cache, first_logp
         done = True
     return totals.numpy()
 

@@ -28,7 +28,8 @@ CAPTIONS: dict[str, str] = {
         "own language than the others on average, in the benchmark's unit, per benchmark. "
         "Bars: methods, grouped by language; whiskers: 95% bootstrap interval. A hatched bar "
         "is a set whose Sel does not clear the layer-matched random control (paired 95% "
-        "interval of the difference not above 0): no selective set at that budget."
+        "interval of the difference not above 0; for a benchmark run without the controls, "
+        "Sel's own interval not above 0): no selective set at that budget."
     ),
     "sweep": (
         "Budget sweep: damage on the target language (solid) and the mean damage on the other "

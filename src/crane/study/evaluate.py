@@ -87,32 +87,39 @@ def _choice_benchmarks(
     return out
 
 
-def _cloze(config: StudyConfig) -> Any:
-    """The built-in parallel cloze test: held-out gettext messages (UDHR's held-out
-    paragraphs without gettext catalogs), the same items in every language."""
+def cloze_source() -> Any:
+    """The parallel texts the built-in cloze test and the generation prompts come from: the
+    held-out gettext messages, else (no gettext catalogs) UDHR's held-out paragraphs."""
     from crane.data.builtin import GettextUnavailable, load_corpus
-    from crane.evaluation.cloze import cloze_set, udhr_paragraphs
+    from crane.evaluation.cloze import udhr_paragraphs
 
     try:
-        source = load_corpus("gettext", part="heldout")
+        return load_corpus("gettext", part="heldout")
     except GettextUnavailable:
-        source = udhr_paragraphs("heldout")  # disjoint from UDHR identification (units 0-15)
+        return udhr_paragraphs("heldout")  # disjoint from UDHR identification (units 0-15)
+
+
+def _cloze(config: StudyConfig, n_items: int | None = None) -> Any:
+    """The built-in parallel cloze test (``n_items`` per language, default
+    ``choice_builtin_items``) on :func:`cloze_source`, the same items in every language of the
+    study."""
+    from crane.evaluation.cloze import cloze_set
+
     return cloze_set(
-        source, n_items=config.choice_builtin_items, seed=config.seed, languages=config.languages
+        cloze_source(), n_items=n_items or config.choice_builtin_items, seed=config.seed,
+        languages=config.languages,
     )
 
 
 def _generation_benchmark(
     config: StudyConfig, loaded: LoadedModel, progress: Progress
 ) -> Benchmark:
-    """Greedy continuations of the parallel prompts, identified offline (langid extra)."""
-    from crane.data.choice_files import builtin_continuation_set
+    """Greedy continuations of parallel prompts (the first halves of the built-in cloze
+    test's items, any language), identified offline (langid extra)."""
     from crane.evaluation.benchmarks import GenerationBenchmark
     from crane.evaluation.generation import language_identifier
 
-    prompts = builtin_continuation_set(
-        config.languages, n_items=config.generation_prompts, seed=config.seed
-    )
+    prompts = _cloze(config, config.generation_prompts)
     return GenerationBenchmark(
         loaded.model, loaded.tokenizer, prompts, language_identifier(),
         max_new_tokens=config.generation_tokens, batch_size=config.eval_batch_size,

@@ -123,15 +123,23 @@ def identify_stage(
 
 
 def _check_overlap(config: StudyConfig, identification: Any, notes: list[str]) -> None:
-    """Identification texts must not be among the bits-per-byte evaluation texts (a clear
+    """Identification texts must not be among the evaluation texts: the bits-per-byte corpus
+    and, when the study builds them, the cloze test's and generation prompts' source (a clear
     error; a note under ``allow_overlap``)."""
     from crane.data.builtin import load_corpus
     from crane.data.splits import check_overlap
+    from crane.study.evaluate import cloze_source
 
-    evaluation = load_corpus(config.bpb_corpus, part=config.bpb_part).select(config.languages)
-    found = check_overlap(identification, evaluation, allow_overlap=config.allow_overlap)
-    if found:
-        notes.append(f"{found.message()}; allow_overlap is set, so the study went on.")
+    evaluations = [load_corpus(config.bpb_corpus, part=config.bpb_part)]
+    if config.choice_builtin_items or config.generation_prompts:
+        evaluations.append(cloze_source())
+    for evaluation in evaluations:
+        shared = [lang for lang in config.languages if lang in evaluation.languages]
+        found = check_overlap(
+            identification, evaluation.select(shared), allow_overlap=config.allow_overlap
+        )
+        if found:
+            notes.append(f"{found.message()}; allow_overlap is set, so the study went on.")
 
 
 def _identify(
