@@ -124,8 +124,11 @@ def test_gettext_split_disjoint_covering_and_deterministic() -> None:
     held = gettext_corpus("heldout", seed=3)
     n = len(full["en"])
     assert len(ident["en"]) + len(held["en"]) == n
-    assert abs(len(held["en"]) - round(0.2 * n)) <= 1
-    assert set(ident["en"]).isdisjoint(held["en"])
+    dropped = held.provenance["heldout_dropped"]
+    assert 0 <= dropped < 0.02 * n  # held-out messages sharing a translation with identify's
+    assert abs(len(held["en"]) + dropped - round(0.2 * (n + dropped))) <= 1
+    for lang in ("en", "zh", "vi"):  # no text of any language in both parts
+        assert set(ident[lang]).isdisjoint(held[lang]), lang
     assert set(ident["en"]) | set(held["en"]) == set(full["en"])
     # parallel alignment survives the split
     pairs = dict(zip(full["en"], full["vi"], strict=True))
@@ -133,7 +136,8 @@ def test_gettext_split_disjoint_covering_and_deterministic() -> None:
     # same seed → same corpus; other seed → other split
     assert gettext_corpus("identify", seed=3).sha256 == ident.sha256
     assert gettext_corpus("identify", seed=4).sha256 != ident.sha256
-    assert set(gettext_corpus("all", seed=4)["en"]) == set(full["en"])
+    other = gettext_corpus("all", seed=4)  # the same messages, less other dropped ones
+    assert len(other["en"]) + other.provenance["heldout_dropped"] == n + dropped
     small = gettext_corpus("heldout", seed=3, max_items=5)
     assert small["zh"] == held["zh"][:5]
 

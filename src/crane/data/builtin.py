@@ -222,11 +222,8 @@ def gettext_corpus(
             f"The gettext catalogs under '{base}' give only {len(order)} clean sentences in "
             f"{', '.join(langs)}, too few to split; use the bundled 'udhr' corpus instead."
         )
-    chosen = {
-        "heldout": order[:n_heldout],
-        "identify": order[n_heldout:],
-        "all": order[n_heldout:] + order[:n_heldout],
-    }[part]
+    identify, heldout = order[n_heldout:], _disjoint_heldout(messages, order, n_heldout)
+    chosen = {"heldout": heldout, "identify": identify, "all": identify + heldout}[part]
     if max_items is not None:
         chosen = chosen[:max_items]
     items = [messages[i] for i in chosen]
@@ -248,8 +245,11 @@ def gettext_corpus(
             "single English sentences of 8-30 words; entries with format directives, newlines, "
             "tabs, options, markup or code dropped; plural entries dropped; accelerators removed; "
             "translations identical to the English or not in their language's script dropped; "
-            "deduplicated by English text"
+            "deduplicated by English text; held-out messages whose text in some language is "
+            "also an identification message's text dropped (two msgids can share a "
+            "translation), so the parts share no text"
         ),
+        "heldout_dropped": n_heldout - len(heldout),
         "licence": "each catalog's package licence (mostly GPL); built locally, not redistributed",
         "parallel": True,
     }
@@ -262,6 +262,25 @@ def gettext_corpus(
         max_items=max_items,
     )
     return Corpus(texts, provenance, loader=loader)
+
+
+def _disjoint_heldout(messages: Sequence[Any], order: list[int], n_heldout: int) -> list[int]:
+    """The held-out messages (``order[:n_heldout]``) less those sharing a text, in any language,
+    with an identification message (``order[n_heldout:]``): compared as
+    :func:`crane.data.splits.overlap_key` compares them."""
+    from crane.data.splits import overlap_key
+
+    def texts(i: int) -> list[str]:
+        return [overlap_key(t) for t in (messages[i].en, *messages[i].translations)]
+
+    seen = [set() for _ in texts(order[0])] if order else []
+    for i in order[n_heldout:]:
+        for column, text in enumerate(texts(i)):
+            seen[column].add(text)
+    return [
+        i for i in order[:n_heldout]
+        if not any(text in seen[column] for column, text in enumerate(texts(i)))
+    ]
 
 
 def _gettext_loader(part: str, languages: list[str], **options: Any) -> Corpus:
