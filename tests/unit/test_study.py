@@ -186,8 +186,8 @@ def test_identification_texts_among_the_cloze_source_are_caught(
     from crane.study.evaluate import cloze_source
     from crane.study.identify import _check_overlap
 
-    source = cloze_source()
     langs = ["en", "zh", "vi"]
+    source = cloze_source(langs)
     corpus = tmp_path / "ident.jsonl"
     rows = [
         {"lang": lang, "text": text}

@@ -196,8 +196,8 @@ def identify_cmd(
     if fallback is not None and dist.is_main:
         note(fallback)
     texts = load_corpus(
-        spec, part="identify", lang=settings.corpus_lang, text_field=settings.text_field,
-        lang_field=settings.lang_field,
+        spec, part="identify", languages=languages, lang=settings.corpus_lang,
+        text_field=settings.text_field, lang_field=settings.lang_field,
     ).select(languages)
     check_output_dir(out)  # fail before the model loads, not at the first shard
     if overwrite and dist.is_main and (out / "manifest.json").is_file():

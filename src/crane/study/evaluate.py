@@ -36,7 +36,9 @@ def study_benchmarks(config: StudyConfig, loaded: LoadedModel, progress: Progres
     from crane.data.builtin import load_corpus
     from crane.evaluation.benchmarks import BitsPerByteBenchmark
 
-    corpus = load_corpus(config.bpb_corpus, part=config.bpb_part).select(config.languages)
+    corpus = load_corpus(
+        config.bpb_corpus, part=config.bpb_part, languages=config.languages
+    ).select(config.languages)
     if config.bpb_max_texts:
         corpus = corpus.take(config.bpb_max_texts)
     part = f" ({config.bpb_part})" if config.bpb_corpus in ("udhr", "gettext") else ""
@@ -87,14 +89,15 @@ def _choice_benchmarks(
     return out
 
 
-def cloze_source() -> Any:
+def cloze_source(languages: list[str]) -> Any:
     """The parallel texts the built-in cloze test and the generation prompts come from: the
-    held-out gettext messages, else (no gettext catalogs) UDHR's held-out paragraphs."""
-    from crane.data.builtin import GettextUnavailable, load_corpus
+    held-out gettext messages of ``languages`` (the part the study never identifies on), else,
+    when this machine's catalogs miss one of them, UDHR's held-out paragraphs."""
+    from crane.data.builtin import GettextUnavailable, gettext_corpus
     from crane.evaluation.cloze import udhr_paragraphs
 
     try:
-        return load_corpus("gettext", part="heldout")
+        return gettext_corpus("heldout", languages=languages)
     except GettextUnavailable:
         return udhr_paragraphs("heldout")  # disjoint from UDHR identification (units 0-15)
 
@@ -106,7 +109,8 @@ def _cloze(config: StudyConfig, n_items: int | None = None) -> Any:
     from crane.evaluation.cloze import cloze_set
 
     return cloze_set(
-        cloze_source(), n_items=n_items or config.choice_builtin_items, seed=config.seed,
+        cloze_source(config.languages), n_items=n_items or config.choice_builtin_items,
+        seed=config.seed,
         languages=config.languages,
     )
 

@@ -72,6 +72,7 @@ def identify_stage(
     corpus = load_corpus(
         spec,
         part="identify",
+        languages=config.languages,  # a built-in's parts depend on the languages (gettext)
         lang=config.corpus_lang,
         text_field=config.text_field,
         lang_field=config.lang_field,
@@ -130,9 +131,11 @@ def _check_overlap(config: StudyConfig, identification: Any, notes: list[str]) -
     from crane.data.splits import check_overlap
     from crane.study.evaluate import cloze_source
 
-    evaluations = [load_corpus(config.bpb_corpus, part=config.bpb_part)]
+    evaluations = [
+        load_corpus(config.bpb_corpus, part=config.bpb_part, languages=config.languages)
+    ]
     if config.choice_builtin_items or config.generation_prompts:
-        evaluations.append(cloze_source())
+        evaluations.append(cloze_source(config.languages))
     for evaluation in evaluations:
         shared = [lang for lang in config.languages if lang in evaluation.languages]
         found = check_overlap(
