@@ -185,7 +185,13 @@ def test_identify_defaults_to_the_causal_construction(
     neuron_set = NeuronSet.load(tmp_path / "run" / "neurons-gradxact.json")
     assert neuron_set.size("en") == neuron_set.size("vi") == 5
     report = json.loads((tmp_path / "run" / "identify-gradxact.json").read_text())
-    assert report["options"]["score"] == "contrast" or "contrast" in json.dumps(report)
+    options = report["options"]
+    assert (options["score"], options["verify_mode"], options["rounds"]) == ("contrast", "rounds", 2)
+    assert options["relevance"]["target"] == "logprob"
+    for lang in ("en", "vi"):
+        verification = report["verification"][lang]
+        assert verification["rounds"] == 2 and verification["budget"] == 5
+        assert sum(verification["per_round"]) == 5
 
 
 def test_identify_bad_budget(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:

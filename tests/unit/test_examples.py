@@ -117,3 +117,12 @@ def test_selection_v2_example_config_is_valid() -> None:
     config.validate()
     assert (config.score, config.target, config.verify_mode) == ("contrast", "logprob", "rounds")
     assert set(config.verify_methods) == {"gradxact", "actmean"}
+
+
+def test_english_control_example_config_is_valid() -> None:
+    """The English-control study the README quotes loads, validates and adds French."""
+    from crane.study import load_config
+
+    config = load_config(EXAMPLES / "english_control.toml")
+    config.validate()
+    assert config.control_language == "fr" and config.languages == ["en", "zh", "vi", "fr"]

@@ -247,7 +247,7 @@ class StudyConfig:
             if not _conforms(value, hints[key]):
                 raise ConfigError(
                     f"Key '{key}' in {source} has the value {value!r}, but it must be "
-                    f"{_type_name(hints[key])}; fix its value."
+                    f"{type_name(hints[key])}; fix its value."
                 )
         return flat
 
@@ -415,15 +415,15 @@ def _conforms(value: Any, tp: Any) -> bool:
     return True
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
     """``int | None`` → ``"a whole number or nothing"`` for error messages."""
     args = typing.get_args(tp)
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return " or ".join("nothing" if a is type(None) else _type_name(a) for a in args)
+        return " or ".join("nothing" if a is type(None) else type_name(a) for a in args)
     if typing.get_origin(tp) is list:
-        return f"a list (each {_type_name(args[0])})"
+        return f"a list (each {type_name(args[0])})"
     if typing.get_origin(tp) is dict:
-        return f"a table (each value {_type_name(args[1])})"
+        return f"a table (each value {type_name(args[1])})"
     names = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
     return names.get(tp, getattr(tp, "__name__", str(tp)))
 
