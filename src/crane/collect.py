@@ -1,7 +1,7 @@
 """The collection pass: run a model over each language's texts with hooks at a neuron site and
 accumulate per-neuron statistics (:class:`crane.stats.Stats`).
 
-Relevance (METHOD.md): for a sequence x, R_{l,j}(x) = Σ_t a_{l,j,t} · g_{l,j,t}, the site value
+Relevance (docs/method.md): for a sequence x, R_{l,j}(x) = Σ_t a_{l,j,t} · g_{l,j,t}, the site value
 times the gradient of the explained quantity f (gold next-token logits, or log-probabilities)
 on a model whose backward pass follows the AttnLRP rules (``attnlrp``) or is unchanged
 (``gradxact``). One backward pass per batch: the rows of a batch are independent, so the
@@ -297,7 +297,7 @@ def accumulate_relevance(
 ) -> None:
     """Add one batch's contributions into the language's accumulators.
 
-    v1 (METHOD.md): ``rel_sum``, ``rel_abs_sum``, ``rel_pos_sum`` and the per-row normalised
+    v1 (docs/method.md): ``rel_sum``, ``rel_abs_sum``, ``rel_pos_sum`` and the per-row normalised
     profiles ``prof_*``. v2 (with :class:`Contributions`): ``exp_sum`` = Σ_{x,t} |e| (exposure
     U before units), ``rel_sq_sum`` = Σ_x (Σ_t e)² over rows (for the standard error W), and
     ``prof_exp_sum``, the exposure profile normalised per row like ``prof_abs_sum``. Bits per

@@ -1,4 +1,4 @@
-"""Causal construction of a language's set (METHOD.md "verification v2", part): rounds of
+"""Causal construction of a language's set (docs/method.md "verification v2", part): rounds of
 masked re-estimation, exactly k neurons, and the set's damage measured on validation texts.
 
 For each language L the set is built in R rounds: take the best k/R neurons by the score, mask

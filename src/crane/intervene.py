@@ -1,6 +1,6 @@
 """Masking neurons: context managers that change a site's values and always restore the model.
 
-Modes (METHOD.md "Interventions"), applied at every position of every listed layer:
+Modes (docs/method.md "Interventions"), applied at every position of every listed layer:
 
 - ``zero``: the neuron's value becomes 0 (removes its write into the residual stream at
   ``down_in``);

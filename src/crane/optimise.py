@@ -1,5 +1,5 @@
 """``optimise``: the reference optimum of selectivity at a budget, by mask optimisation
-(METHOD.md "Reference optimum and the selectivity frontier").
+(docs/method.md "Reference optimum and the selectivity frontier").
 
 For each language L: one logit θ_n per neuron, initialised from a method's scores S_L
 (standardised); the forward pass masks the hard top-k of θ (exactly k neurons zeroed, the same

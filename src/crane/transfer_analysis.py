@@ -1,7 +1,7 @@
 """Base→chat transfer: apply the neuron sets found on model A to model B of the same shape.
 
 For each language L of the set, with ``Δ^M_L(E)`` the change in bits per byte of language E
-when L's neurons are masked in model M (METHOD.md):
+when L's neurons are masked in model M (docs/method.md):
 
 - transfer ratio ``T_L = Δ^B_L(L) / Δ^A_L(L)`` (1: the set is exactly as necessary in B);
 - selectivity ``Sel_L = Δ_L(L) − mean_{E≠L} Δ_L(E)`` in A and in B;

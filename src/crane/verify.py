@@ -1,4 +1,4 @@
-"""Causal verification by group testing (METHOD.md "targeted neuron-level interventions").
+"""Causal verification by group testing (docs/method.md "targeted neuron-level interventions").
 
 The top candidates of each language are masked in groups on held-out identification texts. A
 group passes when masking it raises the language's own bits per byte, and by more than

@@ -1,4 +1,4 @@
-"""Selection v2 (METHOD.md): the chunked log-probability target, the accumulators D, U, W in
+"""Selection v2 (docs/method.md): the chunked log-probability target, the accumulators D, U, W in
 bits per byte, and the ``contrast`` and ``effect`` scores, against hand computations."""
 
 from __future__ import annotations

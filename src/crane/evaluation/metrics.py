@@ -4,7 +4,7 @@ Every benchmark reduces to *units* (texts or questions) per evaluated language, 
 numerator and a denominator: bits per byte is ``Σ bits / Σ bytes`` over a language's texts,
 accuracy is ``Σ correct / Σ 1`` over its questions. A bootstrap replicate resamples each
 language's units with replacement and reuses the **same** resample for every masking condition
-(paired), so a change and the metrics built from it (METHOD.md) get percentile intervals:
+(paired), so a change and the metrics built from it (docs/method.md) get percentile intervals:
 
 - damage ``D_L(E)``: the change when L's neurons are masked, evaluated on E, signed so that a
   larger value is more harm (``Δ`` for bits per byte, ``−Δ`` for accuracy);
@@ -232,7 +232,7 @@ def positive_profiles(stats: Stats) -> dict[str, torch.Tensor]:
 def relevance_capture(stats: Stats, neurons: NeuronSet) -> dict[str, dict[str, Any]]:
     """Relevance capture ``RC_L(E) = Σ_{n∈N_L} P⁺_E(n) / Σ_n P⁺_E(n)`` and specificity
     ``RS_L = RC_L(L) / mean_{E≠L} RC_L(E)`` for every language L of ``neurons`` that the
-    relevance ``stats`` hold (METHOD.md's relevance-based metric)."""
+    relevance ``stats`` hold (docs/method.md's relevance-based metric)."""
     profiles = positive_profiles(stats)
     languages = list(profiles)
     out: dict[str, dict[str, Any]] = {}

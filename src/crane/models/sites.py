@@ -1,6 +1,6 @@
 """Neuron sites: hooks that read or replace the MLP intermediate vector of every layer.
 
-Two sites (METHOD.md):
+Two sites (docs/method.md):
 
 - ``down_in``: the input of the MLP down projection, ``act(gate(x)) * up(x)`` for gated MLPs.
   Zeroing coordinate j removes exactly neuron j's write into the residual stream.

@@ -1,4 +1,4 @@
-"""Relevance capture RC of every set, with its specificity RS (docs/METHOD.md)."""
+"""Relevance capture RC of every set, with its specificity RS (docs/method.md)."""
 
 from __future__ import annotations
 

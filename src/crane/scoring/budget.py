@@ -10,7 +10,7 @@ from pathlib import Path
 from crane.errors import ConfigError
 
 DEFAULT_FRACTION = 0.005
-"""0.5% of all MLP neurons per language (METHOD.md)."""
+"""0.5% of all MLP neurons per language (docs/method.md)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The CRANE scores (METHOD.md "Language specificity and selection").
+"""The CRANE scores (docs/method.md "Language specificity and selection").
 
 v2 (in bits per byte, from the ``logprob`` target's accumulators; no z-scores, no quantile):
 

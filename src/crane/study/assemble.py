@@ -64,7 +64,7 @@ def comparisons(
     - ``verdict``: method → L → ``selective`` when the paired interval of Sel minus the mean
       Sel of the random controls (``random``, ``random-1``, ...) lies above 0 (without a
       random control: when Sel's own interval does), else
-      ``no selective set at k`` (METHOD.md: say so rather than report a set that is not).
+      ``no selective set at k`` (docs/method.md: say so rather than report a set that is not).
     """
     from crane.evaluation.metrics import interval, paired_difference
 

@@ -25,8 +25,8 @@ IDENTIFY_KEYS = (
     "verify_methods", "verify_ratio", "verify_tests", "verify_mode", "rounds", "ig_steps",
     "ig_texts", "swaps", "max_length", "attn_implementation",
     "batch_size", "batch_tokens", "seed", "token_budget", "shard_texts", "sweep_budgets",
-    "sweep_methods", "random_control", "random_seeds", "optimise_steps", "optimise_lr", "optimise_texts",
-    "optimise_init",
+    "sweep_methods", "random_control", "random_seeds", "optimise_steps", "optimise_lr",
+    "optimise_texts", "optimise_init",
 )
 """The keys a study's identify stage depends on (its cache key); not gradient checkpointing,
 which changes memory, not results, nor the dtype, device and revision, which the model's

@@ -2,8 +2,8 @@
 
 Each key's meaning is the attribute docstring under its field in ``crane/study/config.py``
 (read with :mod:`ast`: Python keeps no attribute docstrings at run time), its default and type
-come from the dataclass (the type in the words of the configuration's errors), and its ``crane identify`` option from
-:data:`crane.cli.identify.OPTION_KEYS`. ``python scripts/config_reference.py`` writes the page;
+come from the dataclass (the type in the words of the configuration's errors), and its
+``crane identify`` option from :data:`crane.cli.identify.OPTION_KEYS`. ``python scripts/config_reference.py`` writes the page;
 a unit test checks that the committed page is what this module renders.
 """
 
