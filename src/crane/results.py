@@ -81,6 +81,8 @@ class BenchmarkResults:
     higher_is_better: bool | None = None
     items: Mapping[str, int | None] = field(default_factory=dict)
     none: Mapping[str, float | None] = field(default_factory=dict)
+    none_ci: Mapping[str, Interval | None] = field(default_factory=dict)
+    """The unmasked value's 95% bootstrap interval per language (absent in older studies)."""
     value: Mapping[str, Matrix] = field(default_factory=dict)
     delta: Mapping[str, Matrix] = field(default_factory=dict)
     delta_ci: Mapping[str, Mapping[str, Mapping[str, Interval | None]]] = field(
@@ -91,7 +93,9 @@ class BenchmarkResults:
     def to_dict(self) -> dict[str, Any]:
         head = _some(title=self.title, unit=self.unit, higher_is_better=self.higher_is_better)
         body = {
-            k: _plain(getattr(self, k)) for k in ("items", "none", "value", "delta", "delta_ci")
+            k: _plain(getattr(self, k))
+            for k in ("items", "none", "none_ci", "value", "delta", "delta_ci")
+            if k != "none_ci" or self.none_ci
         }
         return {**head, **body, **_plain(self.extra)}
 
@@ -504,6 +508,7 @@ def _benchmark(check: _Check, value: Any, place: str) -> BenchmarkResults:
         higher_is_better=check.flag(data.get("higher_is_better"), f"{place}.higher_is_better"),
         items=check.under(data, "items", place, "language", partial(check.integer, null=True)),
         none=check.under(data, "none", place, "language", check.number),
+        none_ci=check.under(data, "none_ci", place, "language", check.interval),
         value=check.under(data, "value", place, cube, check.number),
         delta=check.under(data, "delta", place, cube, check.number),
         delta_ci=check.under(data, "delta_ci", place, cube, check.interval),

@@ -83,6 +83,27 @@ def test_noisy_changes_get_intervals_around_the_estimate() -> None:
     )
 
 
+def test_the_unmasked_value_has_a_binomial_sized_interval() -> None:
+    """``none_ci``: the unmasked accuracy's bootstrap interval, about ±1.96·sqrt(p(1−p)/n)
+    (200 items at p = 0.6: ±0.068); exactly the value when every resample agrees."""
+    rng = np.random.default_rng(5)
+    correct = rng.random(200) < 0.6
+    cells = {("none", e): accuracy_units(correct) for e in ("en", "zh")}
+    cells[("s:en", "en")] = cells[("s:en", "zh")] = accuracy_units(correct)
+    out = matrix_metrics(cells, {"s": {"en": "s:en"}}, ["en", "zh"], higher_is_better=True,
+                         n_boot=2000, seed=0)
+    p = correct.mean()
+    low, high = out["none_ci"]["en"]
+    assert low < p < high
+    half = 1.96 * math.sqrt(p * (1 - p) / 200)
+    assert (high - low) / 2 == pytest.approx(half, rel=0.15)
+    same = {("none", e): accuracy_units(np.ones(30, dtype=bool)) for e in ("en", "zh")}
+    same[("s:en", "en")] = same[("s:en", "zh")] = same[("none", "en")]
+    assert matrix_metrics(same, {"s": {"en": "s:en"}}, ["en", "zh"], n_boot=50)["none_ci"][
+        "zh"
+    ] == [1.0, 1.0]
+
+
 def test_accuracy_damage_is_a_fall() -> None:
     none = np.array([1, 1, 1, 0, 1, 1, 0, 1], dtype=bool)
     masked = np.array([0, 1, 0, 0, 1, 0, 0, 1], dtype=bool)

@@ -74,6 +74,10 @@ def test_study_has_every_part(study) -> None:
         assert all(results["sets"][method]["sizes"][lang] <= sizes[lang] for lang in sizes)
         assert sum(results["sets"][method]["sizes"].values()) > 0
     bpb = results["benchmarks"]["bpb"]
+    for name, bench in results["benchmarks"].items():  # the unmasked value with its interval
+        for lang in ("en", "zh", "vi"):
+            low, high = bench["none_ci"][lang]
+            assert low <= bench["none"][lang] <= high, (name, lang)
     for method in results["methods"]:
         for lang in ("en", "zh", "vi"):
             row = bpb["delta"][method][lang]

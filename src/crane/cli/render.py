@@ -194,9 +194,15 @@ def print_study(results: dict[str, Any]) -> None:
         table.add_column("method")
         for lang in languages:
             table.add_column(lang, justify="right")
-        table.add_row(
-            "unmasked", *(signed(bench["none"][lang]).lstrip("+") for lang in languages)
-        )
+        unmasked = []
+        for lang in languages:
+            low, high = (bench.get("none_ci") or {}).get(lang) or [None, None]
+            interval = (
+                f" [{low:.2f}, {high:.2f}]"
+                if isinstance(low, (int, float)) and isinstance(high, (int, float)) else ""
+            )
+            unmasked.append(signed(bench["none"][lang]).lstrip("+") + interval)
+        table.add_row("unmasked", *unmasked)
         weak = False
         for method, per_lang in metrics.items():
             cells = []

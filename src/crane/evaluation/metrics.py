@@ -123,7 +123,8 @@ def matrix_metrics(
         higher_is_better: ``True`` for accuracy (damage is a fall), ``False`` for bits/byte.
         n_boot: bootstrap replicates (0: no intervals).
 
-    Returns the ``none``/``value``/``delta``/``delta_ci`` part of a benchmark and its
+    Returns the ``none``/``none_ci``/``value``/``delta``/``delta_ci`` part of a benchmark
+    (``none_ci``: the unmasked value's interval over the same resamples) and its
     ``metrics`` (method → L → damage, Sel, DD with ``_ci`` intervals), as in docs/results.md;
     with ``keep_replicates`` also ``replicates`` (method → L → ``[n_boot + 1]`` Sel, replicate
     0 the full data) for :func:`paired_difference`.
@@ -155,6 +156,7 @@ def matrix_metrics(
 
     out: dict[str, Any] = {
         "none": {lang: float(values[lang][0, 0]) for lang in languages},
+        "none_ci": {lang: interval(values[lang][1:, 0]) for lang in languages},
         "value": {},
         "delta": {},
         "delta_ci": {},

@@ -160,7 +160,8 @@ def _summary(results: StudyResults) -> str:
         "harm), the mean <b>off-target</b> damage, and <b>DD</b> = own ÷ off-target damage "
         "(secondary: it explodes when the others barely move), each with its 95% bootstrap "
         "interval. A Sel cell marked “no selective set at k” does not clear the layer-matched "
-        "random control (the paired interval of the difference is not above 0).</p>"
+        "random control (the paired interval of the difference is not above 0; for a benchmark "
+        "run without the controls, Sel's own interval is not above 0).</p>"
     ]
     if not metrics:
         return '<p class="muted">This study computed no metrics.</p>'
@@ -214,51 +215,66 @@ def _summary(results: StudyResults) -> str:
     return "\n".join(x for x in out if x)
 
 
+def _method_table(
+    title: str, methods: Sequence[str], languages: Sequence[str], entry: Any
+) -> str:
+    """A heading and a method × language table of values with intervals; ``entry(method,
+    lang)`` gives ``(value, ci)`` or ``None`` (the method has no row); '' without rows."""
+    rows = []
+    for method in methods:
+        values = [entry(method, lang) for lang in languages]
+        if all(v is None for v in values):
+            continue
+        cells = [f'<td class="row">{_e(method)}</td>']
+        cells += [_value_cell(*(v if v is not None else (None, None))) for v in values]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    if not rows:
+        return ""
+    head = "".join(f"<th>{_e(language_label(x))}</th>" for x in languages)
+    return (
+        f"<h3>{title}</h3>"
+        f'<div class="scroll"><table><tr><th class="row">method</th>{head}</tr>'
+        + "".join(rows) + "</table></div>"
+    )
+
+
 def _comparisons(results: StudyResults) -> str:
     """Paired Sel differences against the reference method and the random control, and the
     efficiency against the reference optimum when the study ran it."""
     out: list[str] = []
+    langs = results.languages
     for name, compared in results.comparisons.items():
         bench = results.benchmarks.get(name)
-        title = (bench.title if bench else None) or name
+        title = _e((bench.title if bench else None) or name)
         against = [b for b in (results.reference_method, "random") if b in results.methods]
         if "optimise" in results.methods:
             against.append("optimise")
         for b in dict.fromkeys(against):
-            rows = []
-            for a in results.methods:
-                per_lang = compared.paired.get(a, {}).get(b)
+
+            def paired(a: str, lang: str, b: str = b, table: Any = compared.paired) -> Any:
+                per_lang = table.get(a, {}).get(b)
                 if a == b or not per_lang:
-                    continue
-                cells = [f'<td class="row">{_e(a)}</td>']
-                for lang in results.languages:
-                    entry = per_lang.get(lang, {})
-                    cells.append(_value_cell(entry.get("diff"), entry.get("ci")))
-                rows.append("<tr>" + "".join(cells) + "</tr>")
-            if rows:
-                head = "".join(f"<th>{_e(language_label(x))}</th>" for x in results.languages)
-                out.append(
-                    f"<h3>{_e(title)}: Sel(method) − Sel({_e(b)}), paired</h3>"
-                    f'<div class="scroll"><table><tr><th class="row">method</th>{head}</tr>'
-                    + "".join(rows) + "</table></div>"
-                )
+                    return None
+                got = per_lang.get(lang, {})
+                return got.get("diff"), got.get("ci")
+
+            out.append(_method_table(
+                f"{title}: Sel(method) − Sel({_e(b)}), paired", results.methods, langs, paired
+            ))
         if compared.efficiency:
-            rows = []
-            for method in results.methods:
-                per_lang = compared.efficiency.get(method)
+
+            def efficiency(method: str, lang: str, table: Any = compared.efficiency) -> Any:
+                per_lang = table.get(method)
                 if not per_lang or method == "optimise":
-                    continue
-                cells = [f'<td class="row">{_e(method)}</td>']
-                for lang in results.languages:
-                    entry = per_lang.get(lang, {})
-                    cells.append(_value_cell(entry.get("value"), entry.get("ci")))
-                rows.append("<tr>" + "".join(cells) + "</tr>")
-            head = "".join(f"<th>{_e(language_label(x))}</th>" for x in results.languages)
-            out.append(
-                f"<h3>{_e(title)}: efficiency Sel ÷ Sel* of the reference optimum</h3>"
-                f'<div class="scroll"><table><tr><th class="row">method</th>{head}</tr>'
-                + "".join(rows) + "</table></div>"
-            )
+                    return None
+                got = per_lang.get(lang, {})
+                return got.get("value"), got.get("ci")
+
+            out.append(_method_table(
+                f"{title}: efficiency Sel ÷ Sel* of the reference optimum", results.methods,
+                langs, efficiency,
+            ))
+    out = [x for x in out if x]
     if not out:
         return ""
     lead = (
@@ -357,7 +373,8 @@ def _unmasked(results: StudyResults) -> str:
         for lang in langs:
             n = items.get(lang)
             count = f'<span class="ci">{_e(n)} items</span>' if n is not None else ""
-            cells.append(f"<td>{_num(none.get(lang))}{count}</td>")
+            cell = _value_cell(none.get(lang), bench.none_ci.get(lang))
+            cells.append(cell[:-5] + count + "</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     if not rows:
         return '<p class="muted">No unmasked values were recorded.</p>'
