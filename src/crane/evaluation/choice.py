@@ -45,7 +45,14 @@ from torch import nn
 from crane.data.batching import TokenizedTexts, Window, count_batches, pad_token_id
 from crane.data.choice_files import STYLES, ChoiceItem, ChoiceSet, uses_spaces
 from crane.errors import ConfigError, LanguageError
-from crane.evaluation.bpb import NONE, _device, _scored_nll, evaluate_masks, text_nats
+from crane.evaluation.bpb import (
+    NONE,
+    _device,
+    _scored_nll,
+    evaluate_masks,
+    log_normaliser_,
+    text_nats,
+)
 from crane.evaluation.metrics import Units, accuracy_units
 from crane.models.adapters import Adapter
 from crane.models.head import output_logits
@@ -427,7 +434,8 @@ def _cached_nats(
         del out, hidden
         # every option's first token is predicted at its context's last position: the output
         # head runs there once per context, not once per option
-        first_logp = torch.log_softmax(output_logits(model, last).float(), dim=-1)  # [G, V]
+        first_logits = output_logits(model, last).float()  # [G, V]
+        first_norm = log_normaliser_(first_logits.clone())  # [G]
         progress.advance(1)
         for chunk in plan.chunks:
             # one row per choice: its group in the batch, its window, its continuation tokens
@@ -456,8 +464,9 @@ def _cached_nats(
             del out, kwargs
             # the first continuation token is predicted at the context's last position
             first = torch.tensor([o[0] for o in options], dtype=torch.long)
-            at = first_logp.device
-            nll = -first_logp[index.to(at), first.to(at)].double().cpu()
+            at = first_logits.device
+            nll = (first_norm[index.to(at)] - first_logits[index.to(at), first.to(at)])
+            nll = nll.double().cpu()
             if not torch.isfinite(nll).all():
                 raise ConfigError(
                     "The model produced NaN or infinite log-probabilities; "
@@ -470,7 +479,7 @@ def _cached_nats(
             totals.index_add_(0, windows, nll)
             totals.index_add_(0, windows[scored.nonzero()[:, 0]], rest)
             progress.advance(1)
-        del cache, first_logp
+        del cache, first_logits
         done = True
     return totals.numpy()
 
