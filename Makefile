@@ -14,6 +14,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.crane-demo-installed
 TEST_STAMP := $(VENV)/.crane-test-installed
 TORCH_PIN ?= torch==2.13.0
+# Where torch comes from: empty = your pip's configured index. On PyPI a Linux torch wheel is
+# the CUDA build (several GB with its nvidia packages); for the CPU build use
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+TORCH_FROM := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 LXT_VENV  ?= .venv-lxt
 LXT_STAMP := $(LXT_VENV)/.lxt-installed
 
@@ -24,8 +29,8 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@# Install the CPU torch pin first when torch is absent, so nothing pulls a multi-GB CUDA build.
-	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_PIN)"
+	@# Install the torch pin first when torch is absent (TORCH_INDEX picks the wheel's index).
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_FROM) "$(TORCH_PIN)"
 	$(PY) -m pip install --quiet -e ".[demo]"
 	@touch $(STAMP)
 
@@ -39,7 +44,7 @@ lxt-env: $(LXT_STAMP)
 $(LXT_STAMP):
 	@test -x $(LXT_VENV)/bin/python || $(PYTHON) -m venv $(LXT_VENV)
 	@$(LXT_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LXT_VENV)/bin/python -m pip install --quiet "$(TORCH_PIN)"
+	$(LXT_VENV)/bin/python -m pip install --quiet $(TORCH_FROM) "$(TORCH_PIN)"
 	$(LXT_VENV)/bin/python -m pip install --quiet "transformers==4.57.6" safetensors
 	$(LXT_VENV)/bin/python -m pip install --quiet --no-deps "lxt==2.1"
 	@touch $(LXT_STAMP)
