@@ -1,7 +1,6 @@
 """A study in languages the project never named (en, de, ja, sw) on the real demo model, from
 the bundled data alone: identification falls back from gettext to UDHR where the machine's
-catalogs do not cover every language, evaluation is held-out UDHR, and the cloze test and generation fidelity are built for those
-languages from the same parallel source (issue 15)."""
+catalogs do not cover every language, evaluation is held-out UDHR (issue 15)."""
 
 from __future__ import annotations
 
@@ -23,10 +22,7 @@ budget = "0.5%"
 identify_max_texts = 8
 verify = false
 bpb_max_texts = 2
-choice_builtin_items = 6
-generation_prompts = 3
-generation_tokens = 8
-benchmark_methods = ["actmean"]
+choice_builtin_items = 0
 random_seeds = 1
 n_boot = 50
 """
@@ -46,8 +42,3 @@ def test_a_study_in_en_de_ja_sw_runs_from_the_bundled_data(tmp_path: Path) -> No
         assert math.isfinite(bpb["none"][lang]) and bpb["none"][lang] > 0
         assert math.isfinite(results["metrics"]["bpb"]["actmean"][lang]["sel"])
         assert results["sets"]["actmean"]["sizes"][lang] == round(0.005 * 18 * 2048)
-    for name, n in (("choice", 6), ("generation", 3)):  # built for these languages
-        assert results["benchmarks"][name]["items"] == {"en": n, "de": n, "ja": n, "sw": n}
-        assert set(results["metrics"][name]) == {"actmean"}, name  # benchmark_methods
-        for lang in ("en", "de", "ja", "sw"):
-            assert math.isfinite(results["metrics"][name]["actmean"][lang]["sel"]), (name, lang)

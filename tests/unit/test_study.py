@@ -213,6 +213,25 @@ def test_identification_texts_among_the_cloze_source_are_caught(
         assert len(notes) == 1
 
 
+def test_cloze_and_generation_prompts_are_built_for_any_language(tiny_llama_dir: Path) -> None:
+    """The built-in cloze test and the generation prompts exist in languages the project
+    never named (en, de, ja, sw): from gettext's held-out part where this machine's catalogs
+    cover them all, else UDHR's held-out paragraphs; the same items in every language."""
+    from crane.study.evaluate import _cloze
+
+    langs = ["en", "de", "ja", "sw"]
+    config = tiny_config(tiny_llama_dir, languages=langs, choice_builtin_items=5,
+                         generation_prompts=3)
+    config.validate()
+    choice = _cloze(config)
+    prompts = _cloze(config, config.generation_prompts)
+    assert choice.languages == langs and prompts.languages == langs
+    for lang in langs:
+        assert len(choice[lang]) == 5 and len(prompts[lang]) == 3
+        assert [it.answer for it in choice[lang]] == [it.answer for it in choice["en"]]
+    assert choice["sw"][0].prompt != choice["en"][0].prompt  # translations, not copies
+
+
 def test_config_reference_is_generated_from_the_code_and_current() -> None:
     """docs/config.md is what scripts/config_reference.py renders from StudyConfig: every field
     once, with its default, its ``crane identify`` option and its docstring as the meaning."""

@@ -253,8 +253,9 @@ def cloze_set(
     return ChoiceSet(items, provenance, "continuation")
 
 
-def udhr_paragraphs(part: str = "all") -> Corpus:
-    """The bundled UDHR as a parallel corpus of paragraphs (one text per paragraph).
+def udhr_paragraphs(part: str = "all", languages: Sequence[str] | str | None = None) -> Corpus:
+    """The bundled UDHR as a parallel corpus of paragraphs (one text per paragraph), in
+    ``languages`` (default en, zh, vi; any declaration the extract holds).
 
     Units (0 = preamble, 1-30 = articles) of ``part`` (``all``, ``identify`` = 0-15,
     ``heldout`` = 16-30) whose paragraphs are equally many in every language give one text per
@@ -263,8 +264,8 @@ def udhr_paragraphs(part: str = "all") -> Corpus:
     :func:`~crane.data.builtin.udhr_corpus` does. ``provenance["texts"]`` gives
     ``[unit, paragraph]`` per text (paragraph ``None`` for a joined unit).
     """
-    base = udhr_corpus(part)  # checks part; the provenance of the extract
-    units = {u["id"]: u for u in udhr_units()}
+    base = udhr_corpus(part, languages=languages)  # checks part and languages; provenance
+    units = {u["id"]: u for u in udhr_units(languages)}
     languages = list(base.languages)
     texts: dict[str, list[str]] = {lang: [] for lang in languages}
     where: list[list[int | None]] = []

@@ -99,7 +99,7 @@ def cloze_source(languages: list[str]) -> Any:
     try:
         return gettext_corpus("heldout", languages=languages)
     except GettextUnavailable:
-        return udhr_paragraphs("heldout")  # disjoint from UDHR identification (units 0-15)
+        return udhr_paragraphs("heldout", languages)  # disjoint from UDHR identification
 
 
 def _cloze(config: StudyConfig, n_items: int | None = None) -> Any:
