@@ -43,7 +43,7 @@ def main() -> None:
             one += _nats(model, [bos] + tokenizer(text, add_special_tokens=False)["input_ids"])
             doubled += _nats(model, [bos] + tokenizer.encode(text))  # lm-eval's default
         scale = n_bytes * math.log(2)
-        print(f"{lang}: one BOS {one / scale:.3f}, lm-eval's BOS + encoded text {doubled / scale:.3f}")
+        print(f"{lang}: one BOS {one / scale:.3f}, BOS + encoded text {doubled / scale:.3f}")
 
 
 if __name__ == "__main__":
