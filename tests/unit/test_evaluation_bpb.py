@@ -90,3 +90,14 @@ def test_errors(model, tokenizer) -> None:
     too_wide = NeuronSet({"en": {0: [500]}})
     with pytest.raises(NeuronSetError):
         masking_matrix(model, tokenizer, Corpus({"en": ["hello"]}), {"x": too_wide})
+
+
+def test_non_finite_log_probabilities_are_a_config_error() -> None:
+    from crane.errors import ConfigError
+    from crane.evaluation.bpb import finite_nll
+
+    fine = finite_nll(torch.tensor([0.5, 1.0], dtype=torch.float32))
+    assert fine.dtype == torch.float64 and fine.tolist() == [0.5, 1.0]
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="--dtype float32"):
+            finite_nll(torch.tensor([0.5, bad]))

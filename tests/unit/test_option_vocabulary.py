@@ -69,3 +69,20 @@ def test_out_names_a_directory_and_json_a_results_file() -> None:
     for name in ("evaluate", "transfer", "lm-eval"):
         (param,) = [p for p in command.commands[name].params if "--json" in p.opts]
         assert param.opts[0] == "--json" and "--out" in param.opts  # the alias, second
+
+
+def test_a_deprecated_spelling_is_noted_only_when_used(monkeypatch, capsys) -> None:
+    """The note reads the spelling on the command line (``--out`` or ``--out=FILE``), not a
+    prefix of another option."""
+    from crane.cli.options import note_deprecated
+
+    for argv, shown in (
+        (["crane", "evaluate", "--out", "r.json"], True),
+        (["crane", "evaluate", "--out=r.json"], True),
+        (["crane", "evaluate", "--json", "r.json"], False),
+        (["crane", "evaluate", "--outer", "x"], False),
+    ):
+        monkeypatch.setattr("sys.argv", argv)
+        note_deprecated("--out", "use --json")
+        captured = capsys.readouterr()
+        assert ("use --json" in captured.err + captured.out) is shown, argv

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from crane.cli.options import JsonOpt, note_deprecated_out
+from crane.cli.options import JsonOpt, note_deprecated, note_deprecated_out
 from crane.cli.render import console, write_json
 from crane.errors import ConfigError
 from crane.io import check_output_file
@@ -52,12 +52,10 @@ def lm_eval_cmd(
     if out is not None:
         note_deprecated_out()
         check_output_file(out)
-    import sys
-
-    if "--languages" in sys.argv:
-        from crane.cli.render import note
-
-        note("--languages is deprecated; use --langs (the same spelling as every command).")
+    note_deprecated(
+        "--languages",
+        "--languages is deprecated; use --langs (the same spelling as every command).",
+    )
     if device == "shard":
         raise ConfigError(
             "crane lm-eval runs the model on one device; use --device auto, cuda or cpu."

@@ -45,15 +45,23 @@ JsonOpt = Annotated[
 ]
 
 
+def note_deprecated(old: str, message: str) -> None:
+    """Print ``message`` when the command line spells an option the deprecated way ``old``
+    (typer gives the value, not the spelling, so the arguments are read)."""
+    import sys
+
+    if any(a == old or a.startswith(old + "=") for a in sys.argv[1:]):
+        from crane.cli.render import note
+
+        note(message)
+
+
 def note_deprecated_out() -> None:
     """Say so when a results file was given as ``--out`` (a run directory in every other
     command; ``--json`` is the file's spelling)."""
-    import sys
-
-    if "--out" in sys.argv or any(a.startswith("--out=") for a in sys.argv):
-        from crane.cli.render import note
-
-        note("--out for a results file is deprecated; use --json (--out names a run directory).")
+    note_deprecated(
+        "--out", "--out for a results file is deprecated; use --json (--out names a run directory)."
+    )
 
 
 CorpusLangOpt = Annotated[str | None, typer.Option(help="Language of plain-text corpus files.")]

@@ -75,6 +75,16 @@ def log_normaliser_(logits: torch.Tensor) -> torch.Tensor:
     return logits.sub_(top).exp_().sum(dim=-1).log_() + top[:, 0]
 
 
+def finite_nll(nll: torch.Tensor) -> torch.Tensor:
+    """``nll`` as float64 on the CPU; a clear error when any value is NaN or infinite."""
+    if not torch.isfinite(nll).all():
+        raise ConfigError(
+            "The model produced NaN or infinite log-probabilities; "
+            "load it in float32 (--dtype float32) or check its weights."
+        )
+    return nll.double().cpu()
+
+
 def _scored_nll(model: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """NLL in nats (float64, CPU) of ``targets [N]`` given final hidden states ``[N, d]``."""
     out = []
@@ -82,13 +92,7 @@ def _scored_nll(model: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -
         logits = output_logits(model, hidden[lo : lo + HEAD_CHUNK]).float()
         target = targets[lo : lo + HEAD_CHUNK].to(logits.device)
         gold = logits.gather(-1, target[:, None])[:, 0]
-        nll = log_normaliser_(logits) - gold
-        if not torch.isfinite(nll).all():
-            raise ConfigError(
-                "The model produced NaN or infinite log-probabilities; "
-                "load it in float32 (--dtype float32) or check its weights."
-            )
-        out.append(nll.double().cpu())
+        out.append(finite_nll(log_normaliser_(logits) - gold))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 

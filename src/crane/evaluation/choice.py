@@ -50,6 +50,7 @@ from crane.evaluation.bpb import (
     _device,
     _scored_nll,
     evaluate_masks,
+    finite_nll,
     log_normaliser_,
     text_nats,
 )
@@ -435,8 +436,18 @@ def _cached_nats(
         # every option's first token is predicted at its context's last position: the output
         # head runs there once per context, not once per option
         first_logits = output_logits(model, last).float()  # [G, V]
-        first_norm = log_normaliser_(first_logits.clone())  # [G]
+        # every option's first-token logit, in chunk order, before the in-place normaliser
+        # overwrites the logits (no second [G, V] tensor)
+        pairs = [(b, members[b].options[k][0]) for chunk in plan.chunks for b, k in chunk]
+        at = first_logits.device
+        first_gold = first_logits[
+            torch.tensor([b for b, _ in pairs], device=at),
+            torch.tensor([t for _, t in pairs], device=at),
+        ]
+        first_norm = log_normaliser_(first_logits)  # [G]
+        del first_logits
         progress.advance(1)
+        offset = 0
         for chunk in plan.chunks:
             # one row per choice: its group in the batch, its window, its continuation tokens
             index = torch.tensor([b for b, _ in chunk], dtype=torch.long)
@@ -463,15 +474,9 @@ def _cached_nats(
             option_hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
             del out, kwargs
             # the first continuation token is predicted at the context's last position
-            first = torch.tensor([o[0] for o in options], dtype=torch.long)
-            at = first_logits.device
-            nll = (first_norm[index.to(at)] - first_logits[index.to(at), first.to(at)])
-            nll = nll.double().cpu()
-            if not torch.isfinite(nll).all():
-                raise ConfigError(
-                    "The model produced NaN or infinite log-probabilities; "
-                    "load it in float32 (--dtype float32) or check its weights."
-                )
+            gold = first_gold[offset : offset + len(chunk)]
+            offset += len(chunk)
+            nll = finite_nll(first_norm[index.to(at)] - gold)
             scored = targets != -100
             rest = _scored_nll(
                 model, option_hidden[scored.to(option_hidden.device)], targets[scored]
@@ -479,7 +484,7 @@ def _cached_nats(
             totals.index_add_(0, windows, nll)
             totals.index_add_(0, windows[scored.nonzero()[:, 0]], rest)
             progress.advance(1)
-        del cache, first_logits
+        del cache, first_gold, first_norm
         done = True
     return totals.numpy()
 
