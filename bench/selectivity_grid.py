@@ -49,6 +49,7 @@ SCORES: dict[str, dict[str, Any]] = {
     "margin-exposure": {"score": "margin", "profile": "exposure"},
     "contrast": {"score": "contrast"},
     "effect": {"score": "effect"},
+    "fisher": {"score": "fisher"},
 }
 RULES = ("attnlrp", "gradxact")
 TARGETS = ("logit", "logprob")

@@ -126,3 +126,13 @@ def test_english_control_example_config_is_valid() -> None:
     config = load_config(EXAMPLES / "english_control.toml")
     config.validate()
     assert config.control_language == "fr" and config.languages == ["en", "zh", "vi", "fr"]
+
+
+def test_fisher_score_example_config_is_valid() -> None:
+    """The constructed `fisher` comparison bench/SELECTIVITY.md quotes loads and validates."""
+    from crane.study import load_config
+
+    config = load_config(EXAMPLES / "fisher_score.toml")
+    config.validate()
+    assert (config.score, config.target, config.verify_mode) == ("fisher", "logprob", "rounds")
+    assert set(config.verify_methods) == set(config.methods) == {"gradxact", "actmean"}

@@ -142,6 +142,20 @@ def test_contrast_and_effect_scores_by_hand() -> None:
     assert effect[2] == float("-inf")  # negative damage is never eligible
 
 
+def test_fisher_score_by_hand() -> None:
+    """Q = ½ Σ_x (Σ_t e)² per byte (bits/byte), minus the largest other language's Q."""
+    stats = _v2_stats()
+    unit = math.log(2) * 100
+    fisher = get_method("crane").score(stats, score="fisher", lam=1.0)
+    torch.testing.assert_close(
+        fisher.values["en"], torch.tensor([[4 - 1, 1 - 1, 1 - 9]], dtype=torch.float64) / (2 * unit)
+    )
+    torch.testing.assert_close(
+        fisher.values["zh"], torch.tensor([[1 - 4, 1 - 1, 9 - 1]], dtype=torch.float64) / (2 * unit)
+    )
+    assert fisher.options["score"] == "fisher"
+
+
 def test_v2_scores_need_v2_statistics() -> None:
     old = Stats(
         {

@@ -33,7 +33,8 @@ class IdentifyOptions:
     profile: str = "signed"
     normalize: str = "global"
     lam: float = 1.0
-    """λ of the v2 scores (``contrast``, ``effect``): weight of the other languages' exposure."""
+    """λ of the v2 scores (``contrast``, ``effect``, ``fisher``): weight of the other languages'
+    exposure (``fisher``: their second-order damage)."""
     contrast_over: str = "max"
     """Which other languages the v2 scores subtract: the largest (``max``) or their ``mean``."""
     z: float = 2.0

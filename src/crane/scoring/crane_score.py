@@ -6,7 +6,11 @@ v2 (in bits per byte, from the ``logprob`` target's accumulators; no z-scores, n
   the others), U the exposure Σ|e| per byte: how much L's predictions flow through n, minus the
   most any other language does;
 - ``effect``: S_L(n) = D_L(n) − λ · max_{E≠L} U_E(n), D the signed expected damage Σe per
-  byte, eligible only when D_L(n) > z · SE_L(n) (the standard error over sequences).
+  byte, eligible only when D_L(n) > z · SE_L(n) (the standard error over sequences);
+- ``fisher``: S_L(n) = Q_L(n) − λ · max_{E≠L} Q_E(n), Q = ½ Σ_x (Σ_t e)² per byte, the
+  second-order (empirical-Fisher) estimate of the damage of zeroing n: in a trained model the
+  first-order term D is near zero (the loss is near stationary in each neuron's scale), so
+  zeroing damage is second order (bench/SELECTIVITY.md, "Why first-order relevance misses").
 
 v1: ``margin``: z-normalise each language's relevance profile over all neurons, then
 S_L(n) = z_L(n) − max_{L'≠L} z_{L'}(n), restricted to neurons whose z_L(n) is at or above a
@@ -34,7 +38,8 @@ PROFILES = {
     "absolute": "prof_abs_sum",
     "exposure": "prof_exp_sum",
 }
-SCORES = ("margin", "entropy", "contrast", "effect")
+SCORES = ("margin", "entropy", "contrast", "effect", "fisher")
+V2_SCORES = ("contrast", "effect", "fisher")
 CONTRASTS = ("max", "mean")
 LN2 = math.log(2)
 
@@ -109,15 +114,19 @@ def _others(u: torch.Tensor, i: int, contrast_over: str) -> torch.Tensor:
 def v2_scores(
     stats: Stats, score: str, lam: float, contrast_over: str, z: float
 ) -> dict[str, torch.Tensor]:
-    """``contrast`` or ``effect`` scores per language (see the module docstring)."""
+    """``contrast``, ``effect`` or ``fisher`` scores per language (module docstring)."""
     if contrast_over not in CONTRASTS:
         raise ConfigError(
             f"Unknown contrast {contrast_over!r}; use one of: {', '.join(CONTRASTS)}."
         )
     if lam < 0 or z < 0:
         raise ConfigError(f"lam and z must not be negative, got lam={lam}, z={z}.")
-    u = per_byte(stats, "exp_sum")
-    own = u if score == "contrast" else per_byte(stats, "rel_sum")
+    if score == "fisher":
+        u = 0.5 * per_byte(stats, "rel_sq_sum")  # nats² per unit of mask scale: Q in bits/byte
+        own = u
+    else:
+        u = per_byte(stats, "exp_sum")
+        own = u if score == "contrast" else per_byte(stats, "rel_sum")
     se = standard_error(stats) if score == "effect" else None
     values = {}
     for i, lang in enumerate(stats.language_codes):
@@ -139,8 +148,8 @@ def crane_scores(
     contrast_over: str = "max",
     z: float = 2.0,
 ) -> Scores:
-    """CRANE language-specificity scores from relevance statistics (v2 ``contrast`` and
-    ``effect`` use ``lam``, ``contrast_over`` and ``z``; v1 ``margin`` and ``entropy`` use
+    """CRANE language-specificity scores from relevance statistics (v2 ``contrast``,
+    ``effect`` and ``fisher`` use ``lam``, ``contrast_over`` and ``z``; v1 ``margin`` and ``entropy`` use
     ``quantile``, ``profile`` and ``normalize``)."""
     languages = stats.language_codes
     if len(languages) < 2:
@@ -152,7 +161,7 @@ def crane_scores(
     if score not in SCORES:
         raise ConfigError(f"Unknown CRANE score '{score}'; use one of: {', '.join(SCORES)}.")
     options: dict[str, object]
-    if score in ("contrast", "effect"):
+    if score in V2_SCORES:
         options = {"score": score, "lam": lam, "contrast_over": contrast_over}
         if score == "effect":
             options["z"] = z

@@ -100,12 +100,13 @@ class StudyConfig:
     target: str = "logprob"
     """Explained quantity of relevance: ``logprob`` (v2 default) | ``logit``."""
     score: str = "contrast"
-    """CRANE score: ``margin`` | ``entropy`` (v1), ``contrast`` | ``effect`` (v2, method.md; need
-    ``target = "logprob"`` to be in bits per byte of damage)."""
+    """CRANE score: ``margin`` | ``entropy`` (v1), ``contrast`` | ``effect`` | ``fisher`` (v2,
+    method.md; need ``target = "logprob"`` to be in bits per byte of damage)."""
     quantile: float = 0.95
     """Relevance quantile a neuron must reach, in [0, 1)."""
     lam: float = 1.0
-    """v2 scores: weight λ of the other languages' exposure."""
+    """v2 scores: weight λ of the other languages' exposure (``fisher``: their second-order
+    damage)."""
     contrast_over: str = "max"
     """v2 scores subtract the other languages' ``max`` | ``mean`` exposure."""
     z: float = 2.0
