@@ -85,13 +85,15 @@ def main() -> None:
                 f"| {lang} | {name} | {float(damage[j, members].sum()):+.3f} | "
                 + " | ".join(f"{c:+.3f}" for c in curve)
                 + f" | {single_mean:+.5f} | {float(damage[j, sample].mean()):+.5f} | "
-                f"{additive:+.3f} | {curve[-1] / additive:.1f}× |"
+                f"{additive:+.3f} | "
+                + (f"{curve[-1] / additive:.1f}× |" if additive > 0 else "— (additive ≤ 0) |")
             )
             print(rows[-1], flush=True)
     k = len(members)
     body = "\n".join(
         [
-            f"`.venv/bin/python bench/damage_additivity.py` on gemma-3-270m ({machine()}), "
+            f"`.venv/bin/python bench/damage_additivity.py --run-dir {run_dir}` on gemma-3-270m "
+            f"({machine()}), "
             f"{time.perf_counter() - started:.0f} s. The grid's unverified sets ({k} neurons per "
             "language, 80 fit texts per language), measured on the language's own fit texts; "
             f"D from gradient × activation of the log-probability; {SINGLES} members zeroed one "

@@ -11,7 +11,8 @@ byte, with a 95% paired bootstrap interval over texts) is measured twice:
 - on the **UDHR** held-out articles 16-30 (evaluation texts): reported, never used to choose.
 
 Scores: ``margin`` (v1: z-scored signed profiles, 0.95 quantile), ``margin-exposure`` (v1 on
-per-position |e| profiles), ``contrast`` and ``effect`` (v2, bits per byte, λ = 1, z = 2).
+per-position |e| profiles), ``contrast``, ``effect`` and ``fisher`` (v2, bits per byte, λ = 1,
+z = 2).
 Quantities: ``logit`` (gold logits) and ``logprob``. Rules: ``attnlrp`` and ``gradxact``.
 
 Statistics, sets and evaluated rows are cached under ``--run-dir`` (reruns resume). Writes
