@@ -29,15 +29,10 @@ import torch
 from _results import machine  # noqa: I001  (bench/ is not a package)
 
 from crane.collect import RelevanceOptions, collect_relevance
-from crane.data.builtin import load_corpus, resolve_identification_corpus
-from crane.identification import split_for_verification
 from crane.masked_loss import LanguageTexts, scaled_site
 from crane.masked_loss import bits_per_byte as masked_bits_per_byte
-from crane.models.loading import load_model
-from crane.scoring import Budget
 from crane.scoring.crane_score import per_byte
 
-SETS = ("contrast · logprob · gradxact", "contrast · logprob · attnlrp", "actmean")
 SCALES = (0.25, 0.5, 0.75, 1.0)
 SINGLES = 16
 
@@ -56,11 +51,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=Path("runs") / "selectivity-grid-100")
     run_dir = parser.parse_args().run_dir
     started = time.perf_counter()
-    loaded = load_model("gemma-3-270m")
-    spec, _ = resolve_identification_corpus("auto")
-    texts = load_corpus(spec, part="identify").select(grid.LANGUAGES).take(100)
-    fit, _validation = split_for_verification(texts, 0.2, 4, 10**9)
-    sets = grid.build_sets(loaded, fit, run_dir, Budget(fraction=0.005))
+    loaded, fit, sets = grid.grid_sets(run_dir)
     stats = collect_relevance(
         loaded.model, loaded.tokenizer, fit,
         options=RelevanceOptions(method="gradxact", target="logprob"),
@@ -74,7 +65,7 @@ def main() -> None:
         own = LanguageTexts(loaded, fit[lang], RelevanceOptions())
         with torch.no_grad():
             base = float(masked_bits_per_byte(loaded, own))
-        for name in SETS:
+        for name in grid.DIAGNOSED:
             members = sorted(sets[name].flat(lang, loaded.shape.d_ff))
             curve = [change(loaded, own, base, members, a) for a in SCALES]
             sample = random.Random(0).sample(members, SINGLES)

@@ -85,6 +85,20 @@ def build_sets(loaded: Any, fit: Any, run_dir: Path, budget: Budget) -> dict[str
     return sets
 
 
+DIAGNOSED = ("contrast · logprob · gradxact", "contrast · logprob · attnlrp", "actmean")
+"""The sets the grid's diagnostics look into (bench/damage_additivity.py, bench/set_cofiring.py)."""
+
+
+def grid_sets(run_dir: Path, texts: int = 100, model: str = "gemma-3-270m") -> tuple[Any, Any, Any]:
+    """The model, the grid's fit texts and its sets at 0.5%, rebuilt from the statistics cached
+    under ``run_dir`` by an earlier ``--texts`` run (for the diagnostics)."""
+    loaded = load_model(model)
+    spec, _ = resolve_identification_corpus("auto")
+    corpus = load_corpus(spec, part="identify").select(LANGUAGES).take(texts)
+    fit, _validation = split_for_verification(corpus, 0.2, 4, 10**9)
+    return loaded, fit, build_sets(loaded, fit, run_dir, Budget(fraction=0.005))
+
+
 def selectivity(
     loaded: Any, sets: dict[str, NeuronSet], corpus: Any, cache: Path, name: str, n_boot: int
 ) -> dict[str, dict[str, Any]]:

@@ -27,13 +27,7 @@ import selectivity_grid as grid
 import torch
 from _results import machine  # noqa: I001  (bench/ is not a package)
 
-from crane.data.builtin import load_corpus, resolve_identification_corpus
-from crane.identification import split_for_verification
-from crane.models.loading import load_model
 from crane.models.sites import site_hooks
-from crane.scoring import Budget
-
-SETS = ("contrast · logprob · gradxact", "contrast · logprob · attnlrp", "actmean")
 
 
 @torch.no_grad()
@@ -78,14 +72,10 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=Path("runs") / "selectivity-grid-100")
     run_dir = parser.parse_args().run_dir
     started = time.perf_counter()
-    loaded = load_model("gemma-3-270m")
-    spec, _ = resolve_identification_corpus("auto")
-    texts = load_corpus(spec, part="identify").select(grid.LANGUAGES).take(100)
-    fit, _validation = split_for_verification(texts, 0.2, 4, 10**9)
-    sets = grid.build_sets(loaded, fit, run_dir, Budget(fraction=0.005))
+    loaded, fit, sets = grid.grid_sets(run_dir)
     rows = []
     for lang in ("zh", "vi"):
-        for name in SETS:
+        for name in grid.DIAGNOSED:
             members = sorted(sets[name].flat(lang, loaded.shape.d_ff))
             values = member_values(loaded, fit[lang], members)
             signed, absolute, first = cofiring(values)

@@ -90,7 +90,8 @@ def identify_cmd(
     site: Annotated[str, typer.Option(help="Neuron site: down_in | act.")] = "down_in",
     target: Annotated[str, typer.Option(help="Explained quantity: logprob | logit.")] = "logprob",
     score: Annotated[
-        str, typer.Option(help="CRANE score: contrast | effect | fisher (v2), margin | entropy (v1).")
+        str,
+        typer.Option(help="CRANE score: contrast | effect | fisher (v2), margin | entropy (v1)."),
     ] = "contrast",
     quantile: Annotated[float, typer.Option(help="Relevance quantile a neuron must reach.")] = 0.95,
     profile: Annotated[str, typer.Option(help="Relevance profile: signed | positive | absolute | exposure.")] = "signed",

@@ -38,8 +38,8 @@ PROFILES = {
     "absolute": "prof_abs_sum",
     "exposure": "prof_exp_sum",
 }
-SCORES = ("margin", "entropy", "contrast", "effect", "fisher")
 V2_SCORES = ("contrast", "effect", "fisher")
+SCORES = ("margin", "entropy", *V2_SCORES)
 CONTRASTS = ("max", "mean")
 LN2 = math.log(2)
 
@@ -121,9 +121,8 @@ def v2_scores(
         )
     if lam < 0 or z < 0:
         raise ConfigError(f"lam and z must not be negative, got lam={lam}, z={z}.")
-    if score == "fisher":
-        u = 0.5 * per_byte(stats, "rel_sq_sum")  # nats² per unit of mask scale: Q in bits/byte
-        own = u
+    if score == "fisher":  # Q = ½ W per byte: the same quantity for L and the others
+        own = u = 0.5 * per_byte(stats, "rel_sq_sum")
     else:
         u = per_byte(stats, "exp_sum")
         own = u if score == "contrast" else per_byte(stats, "rel_sum")
@@ -149,8 +148,8 @@ def crane_scores(
     z: float = 2.0,
 ) -> Scores:
     """CRANE language-specificity scores from relevance statistics (v2 ``contrast``,
-    ``effect`` and ``fisher`` use ``lam``, ``contrast_over`` and ``z``; v1 ``margin`` and ``entropy`` use
-    ``quantile``, ``profile`` and ``normalize``)."""
+    ``effect`` and ``fisher`` use ``lam``, ``contrast_over`` and ``z``; v1 ``margin`` and
+    ``entropy`` use ``quantile``, ``profile`` and ``normalize``)."""
     languages = stats.language_codes
     if len(languages) < 2:
         raise ConfigError(
