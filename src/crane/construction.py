@@ -126,11 +126,13 @@ def construct_sets(
     batching: RelevanceOptions,
     options: ConstructionOptions | None = None,
     progress: Progress | None = None,
+    measure: bool = True,
 ) -> tuple[NeuronSet, dict[str, ConstructionReport]]:
     """Every language's set by rounds of masked re-estimation (see the module docstring), for
     any scored method: ``score(stats) -> Scores`` rescores statistics, ``recollect(masked)``
     collects them again under a mask, ``stats`` are the unmasked statistics (round one).
-    ``batching`` gives the window and batch sizes of the validation evaluation."""
+    ``batching`` gives the window and batch sizes of the validation evaluation; without
+    ``measure`` the set is returned unmeasured, with no shares or swaps (the search's start)."""
     options = (options or ConstructionOptions()).validate()
     progress = progress or NullProgress()
     languages = stats.language_codes
@@ -165,6 +167,8 @@ def construct_sets(
         report.predicted_delta = _predicted(stats, chosen)
         reports[lang] = report
     shape = (n_layers, d_ff)
+    if not measure:
+        return _neuron_set(members, site, shape), reports
     _measure(loaded, _neuron_set(members, site, shape), validation, batching, reports)
     if options.ig_steps:
         texts = {

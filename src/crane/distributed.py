@@ -298,6 +298,7 @@ def share_statistics(
     verify_methods: Sequence[str] | None = None,
     budget: str = "0.5%",
     reference_budget: str = "0.5%",
+    search_methods: Sequence[str] | None = None,
 ) -> None:
     """The data-parallel part of :func:`crane.identification.identify_methods` (which calls
     it with its own arguments): a no-op in a single process.
@@ -327,7 +328,7 @@ def share_statistics(
         collect_shards(
             loaded, corpus, list(methods), rank=share, options=options, out_dir=out_dir,
             progress=progress, verify_methods=verify_methods, budget=budget,
-            reference_budget=reference_budget,
+            reference_budget=reference_budget, search_methods=search_methods,
         )
     if not dist.is_main:
         raise RankDone(dist.rank, dist.world_size)

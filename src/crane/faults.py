@@ -19,6 +19,7 @@ The points (docs/reliability.md keeps this list):
 - ``select``: statistics are complete, a set is about to be chosen (the start of causal
   verification, and every top-k selection);
 - ``verify``: after each group test of causal verification;
+- ``search:<lang>``: after each trial of the set search is checkpointed;
 - ``identified``: every set of a study has been written, before the stage is recorded;
 - ``eval-lang``: one language of an evaluation row is done (the row is not saved yet);
 - ``eval-row``: an evaluation row has been saved;

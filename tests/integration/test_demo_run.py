@@ -22,8 +22,11 @@ languages = "en,zh,vi"
 methods = "crane,lape,actmean"
 budget = "match:crane"
 identify_max_texts = 48
-rounds = 1
-ig_steps = 0
+verify_methods = []
+search_methods = ["crane"]
+search_passes = 1
+ig_steps = 1
+ig_texts = 4
 bpb_max_texts = 6
 choice_builtin_items = 8
 sweep_budgets = [0.002]
@@ -48,7 +51,9 @@ def study(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_study_on_the_real_model(study) -> None:
     run_dir, results = study
-    assert results["methods"] == ["crane", "lape", "actmean", "random", "random-1", "random-2"]
+    assert results["methods"] == [
+        "crane", "crane+search", "lape", "actmean", "random", "random-1", "random-2"
+    ]
     bpb = results["benchmarks"]["bpb"]
     for lang in ("en", "zh", "vi"):
         # masking a language's CRANE neurons hurts it clearly (English, which has no selective
@@ -59,8 +64,16 @@ def test_study_on_the_real_model(study) -> None:
         assert abs(bpb["delta"]["random"][lang][lang]) < 0.05
         lo, hi = results["metrics"]["bpb"]["crane"][lang]["damage_ci"]
         assert lo <= results["metrics"]["bpb"]["crane"][lang]["damage"] <= hi
-    for method in ("lape", "actmean", "random"):
+    for method in ("crane+search", "lape", "actmean", "random"):
         assert results["sets"][method]["sizes"] == results["sets"]["crane"]["sizes"]
+    # the set search on the real model: one pass per language, never below its start
+    for lang in ("en", "zh", "vi"):
+        search = results["verification"]["crane+search"][lang]
+        assert search["start"] == "published" and search["passes"] == 1
+        assert search["measured_sel"] >= search["start_sel"] and search["trials"] >= 1
+        assert results["metrics"]["bpb"]["crane+search"][lang]["sel"] is not None
+    html = (run_dir / "report" / "index.html").read_text()
+    assert "Sel(method+search) − Sel(method as published)" in html
     assert set(results["benchmarks"]["choice"]["none"]) == {"en", "zh", "vi"}
     html = (run_dir / "report" / "index.html").read_text()
     assert html.count("data:image/png;base64,") >= 4

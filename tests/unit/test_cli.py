@@ -174,24 +174,36 @@ def test_identify_and_show_on_tiny_model(tiny_llama_dir: Path, tmp_path: Path, c
     assert code == 0 and "gradxact" in out and "per layer" in out
 
 
-def test_identify_defaults_to_the_causal_construction(
+def test_identify_defaults_to_the_set_search(
     tiny_llama_dir: Path, tmp_path: Path, capsys
 ) -> None:
     argv = ["identify", "--model", str(tiny_llama_dir), "--langs", "en,vi", "--corpus", "udhr",
             "--method", "gradxact", "--budget", "5", "--out", str(tmp_path / "run")]
     code, out, err = run_cli(argv, capsys)
     assert code == 0, err
-    assert "gradxact verification en: 2 round(s), exactly 5 neurons, swaps kept" in out
+    assert "gradxact verification en: set search from the top-k:" in out
     neuron_set = NeuronSet.load(tmp_path / "run" / "neurons-gradxact.json")
     assert neuron_set.size("en") == neuron_set.size("vi") == 5
+    assert neuron_set.meta["search"]["passes"] == 8
     report = json.loads((tmp_path / "run" / "identify-gradxact.json").read_text())
     options = report["options"]
-    assert (options["score"], options["verify_mode"], options["rounds"]) == ("contrast", "rounds", 2)
+    chosen = (options["score"], options["verify_mode"], options["rounds"])
+    assert chosen == ("contrast", "search", 1)
     assert options["relevance"]["target"] == "logprob"
     for lang in ("en", "vi"):
         verification = report["verification"][lang]
-        assert verification["rounds"] == 2 and verification["budget"] == 5
-        assert sum(verification["per_round"]) == 5
+        assert verification["budget"] == 5 and verification["start"] == "top-k"
+        assert 1 <= verification["passes"] <= 8 and verification["trials"] >= 1
+        assert verification["stopped"] in ("converged", "pass budget", "no candidates")
+        # a trial is accepted only when validated Sel rises: the search never loses
+        assert verification["measured_sel"] >= verification["start_sel"]
+        history = verification["history"]
+        assert len(history) == verification["trials"]
+        assert sum(h["accepted"] for h in history) == verification["accepted"]
+    # a rerun reads the finished sets back
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert NeuronSet.load(tmp_path / "run" / "neurons-gradxact.json").neurons == neuron_set.neurons
 
 
 def test_identify_bad_budget(tiny_llama_dir: Path, tmp_path: Path, capsys) -> None:

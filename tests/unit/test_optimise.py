@@ -121,3 +121,40 @@ def test_optimise_is_a_registered_method_built_with_the_model(tiny_llama_dir: Pa
             loaded, Corpus(texts), ["actmean", "optimise"], budget="5",
             options=IdentifyOptions(optimise=OptimiseOptions(steps=1, init="gradxact")),
         )
+
+
+def test_the_reference_optimum_starts_from_the_best_searched_set_and_beats_every_set_on_fit(
+    tiny_llama_dir: Path,
+) -> None:
+    from crane.identification import IdentifyOptions, identify_methods
+
+    loaded = load_model(tiny_llama_dir)
+    texts = {lang: items * 3 for lang, items in TEXTS.items()}
+    options = IdentifyOptions(
+        relevance=RelevanceOptions(batch_size=4), search_passes=1,
+        optimise=OptimiseOptions(steps=12, texts_per_step=2, patience=1, check_every=2),
+    )
+    found = identify_methods(
+        loaded, Corpus(texts), ["actmean", "kojima", "optimise"], budget="5", options=options,
+        verify_methods=["actmean"], search_methods=["kojima"],
+    )
+    d_ff = loaded.shape.d_ff
+    for lang in TEXTS:
+        report = found.reports["optimise"][lang]
+        searched = {m: found.reports[m][lang].measured_sel for m in ("actmean", "kojima+search")}
+        best = max(searched, key=lambda m: searched[m])
+        assert report.start == best  # warm start: the best validated searched set
+        # its first hard mask is that set: the initial fit Sel is that set's
+        assert report.fit_sel_init == pytest.approx(report.fit_sel_rivals[best], abs=1e-9)
+        assert set(report.fit_sel_rivals) == {"actmean", "kojima", "kojima+search"}
+        # by construction no set of the run is more selective on the fit texts
+        assert report.fit_sel_kept >= max(report.fit_sel_rivals.values())
+        assert report.fit_sel_kept >= max(report.fit_sel_init, report.fit_sel_final)
+        assert found.sets["optimise"].size(lang) == 5
+        if report.kept.startswith("rival:"):
+            rival = found.sets[report.kept.removeprefix("rival:")]
+            assert found.sets["optimise"].flat(lang, d_ff) == rival.flat(lang, d_ff)
+        # the patience rule: checks every 2 steps, stopped after one without a rise
+        assert len(report.validation_checks) == report.steps // 2
+        if report.steps < 12:
+            assert report.validation_checks[-1] <= max(report.validation_checks[:-1])

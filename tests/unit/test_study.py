@@ -354,3 +354,43 @@ def test_a_yaml_config_that_gives_a_key_twice_is_refused(tmp_path: Path) -> None
     path.write_text("seed: 1\nlanguages: [en, zh]\nseed: 2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"'seed' is given twice .*line 3"):
         load_config(path)
+
+
+def test_search_methods_report_each_method_as_published_and_after_the_same_search(
+    tiny_llama_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crane.cli.render import print_study
+
+    config = tiny_config(
+        tiny_llama_dir, methods=["gradxact", "lape", "actmean"], verify_methods=[],
+        search_methods=["gradxact", "actmean"], search_passes=1, ig_steps=1,
+        choice_builtin_items=0, choice_files={}, generation_prompts=0, sweep_budgets=[],
+        random_seeds=1,
+    )
+    result = run_study(config, tmp_path / "run", report=True)
+    results = result.results
+    assert results["methods"] == [
+        "gradxact", "gradxact+search", "lape", "actmean", "actmean+search", "random"
+    ]
+    sizes = results["sets"]["gradxact"]["sizes"]
+    for name in ("gradxact+search", "actmean+search"):
+        assert results["sets"][name]["sizes"] == sizes
+        for lang in config.languages:
+            report = results["verification"][name][lang]
+            assert report["start"] == "published" and report["passes"] == 1
+            assert report["measured_sel"] >= report["start_sel"]
+    # the published sets are the unsearched top-k: no verification report of their own
+    assert not results["verification"].get("gradxact")
+    paired = results["comparisons"]["bpb"]["paired"]
+    assert set(paired["actmean+search"]["actmean"]) == set(config.languages)
+    html = (result.report / "index.html").read_text() if result.report.is_dir() else (
+        result.report.read_text()
+    )
+    assert "the same set search on every proposal" in html
+    print_study(results)
+    assert "Sel(gradxact+search) − Sel(method), paired" in capsys.readouterr().out
+    # a searched set the study does not identify, or one already searched, is refused
+    with pytest.raises(ConfigError, match="search_methods names 'plnd'"):
+        tiny_config(tiny_llama_dir, search_methods=["plnd"]).validate()
+    with pytest.raises(ConfigError, match="already searched"):
+        tiny_config(tiny_llama_dir, search_methods=["gradxact"]).validate()

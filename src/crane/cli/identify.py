@@ -45,7 +45,7 @@ OPTION_KEYS = {
     "normalize": "normalize", "lam": "lam", "contrast_over": "contrast_over", "z": "z",
     "budget": "budget", "verify": "verify",
     "verify_ratio": "verify_ratio", "verify_tests": "verify_tests",
-    "verify_mode": "verify_mode", "rounds": "rounds",
+    "verify_mode": "verify_mode", "rounds": "rounds", "search_passes": "search_passes",
     "max_texts": "identify_max_texts", "max_tokens": "token_budget", "max_length": "max_length",
     "batch_size": "batch_size", "batch_tokens": "batch_tokens", "shard_texts": "shard_texts",
     "gradient_checkpointing": "gradient_checkpointing", "dtype": "dtype", "device": "device",
@@ -113,8 +113,15 @@ def identify_cmd(
         float, typer.Option(help="A group passes when its own rise exceeds this × the others' mean.")
     ] = 1.0,
     verify_tests: Annotated[int, typer.Option(help="Most group tests per language.")] = 24,
-    verify_mode: Annotated[str, typer.Option(help="rounds (v2) | groups (v1).")] = "rounds",
-    rounds: Annotated[int, typer.Option(help="Rounds of the v2 construction.")] = 2,
+    verify_mode: Annotated[
+        str, typer.Option(help="search (v3: measured swaps) | rounds (v2) | groups (v1).")
+    ] = "search",
+    rounds: Annotated[
+        int, typer.Option(help="Rounds of the construction (the search's start; 1: the top-k).")
+    ] = 1,
+    search_passes: Annotated[
+        int, typer.Option(help="Most estimation passes per language of the set search.")
+    ] = 8,
     max_texts: Annotated[int | None, typer.Option(help="Most texts per language.")] = None,
     max_tokens: Annotated[
         int | None, typer.Option(help="Token budget: most tokens per language (config key "
@@ -310,6 +317,14 @@ def _report_line(report: Any) -> str:
             f"{report.tests} group tests, {report.forward_passes} forward passes (one by one: "
             f"{report.one_by_one_forward_passes}), dropped {report.dropped}, refilled "
             f"{report.refilled}, untested {report.untested}"
+        )
+    if hasattr(report, "accepted"):
+        return (
+            f"set search from the {report.start}: {report.passes} pass(es), {report.accepted} "
+            f"of {report.trials} trials accepted ({report.swaps_kept} swaps, {report.changed} "
+            f"neurons changed), validated Sel {report.start_sel:+.3f} -> "
+            f"{report.measured_sel:+.3f}, stopped: {report.stopped}; {report.backward_passes} "
+            f"backward and {report.forward_passes} forward passes, {report.seconds:.0f} s"
         )
     if hasattr(report, "rounds"):
         return (

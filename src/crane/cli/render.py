@@ -224,6 +224,7 @@ def print_study(results: dict[str, Any]) -> None:
                 cells.append(cell)
             table.add_row(method, *cells)
         console.print(table)
+        _print_searched_against(results, name, metrics)
         if weak and any(str(m).startswith("random") for m in metrics):
             console.print(
                 f"† {NOT_SELECTIVE}: Sel does not clear the layer-matched random control (paired "
@@ -244,3 +245,32 @@ def print_study(results: dict[str, Any]) -> None:
                 f"[yellow]warning[/yellow]: the intervals of {name} rest on fewer than "
                 f"{MIN_UNITS} texts or items per language ({listed})."
             )
+
+
+def _print_searched_against(results: dict[str, Any], name: str, metrics: dict[str, Any]) -> None:
+    """The searched reference method (``crane+search``) against every other method of one
+    benchmark: Sel differences with their paired 95% intervals."""
+    searched = f"{results.get('reference_method')}+search"
+    paired = results.get("comparisons", {}).get(name, {}).get("paired", {}).get(searched)
+    if not paired:
+        return
+    languages = results["languages"]
+    table = Table(title=f"Sel({searched}) − Sel(method), paired [95% CI]")
+    table.add_column("method")
+    for lang in languages:
+        table.add_column(lang, justify="right")
+    for method in metrics:
+        if method == searched or str(method).startswith("random-") or method not in paired:
+            continue
+        cells = []
+        for lang in languages:
+            got = paired[method].get(lang) or {}
+            ci = got.get("ci") or [None, None]
+            interval = (
+                f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+                if all(isinstance(c, (int, float)) for c in ci) else ""
+            )
+            cells.append(f"{signed(got.get('diff'))}{interval}" if got else "")
+        table.add_row(method, *cells)
+    console.print(table)
+

@@ -16,6 +16,7 @@ from crane.verify import LanguageReport, VerifyOptions
 
 if TYPE_CHECKING:
     from crane.construction import ConstructionOptions
+    from crane.search import SearchOptions
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,25 @@ class IdentifyOptions:
     verify_min_texts: int = 4
     verify_max_texts: int = 24
     verification: VerifyOptions = field(default_factory=VerifyOptions)
-    verify_mode: str = "rounds"
-    """How candidates are confirmed on the validation texts: ``groups`` (v1 group tests) or
-    ``rounds`` (v2 causal construction: masked re-estimation, exactly k, measured Δ)."""
-    rounds: int = 2
-    """Rounds of the ``rounds`` construction."""
+    verify_mode: str = "search"
+    """How candidates are confirmed: ``groups`` (v1 group tests), ``rounds`` (v2 causal
+    construction: masked re-estimation, exactly k, measured Δ) or ``search`` (v3: the
+    construction's set, then passes of measured swaps until validated Sel stops rising)."""
+    rounds: int = 1
+    """Rounds of the construction (``rounds``, and the start of ``search``; 1: the top-k)."""
     ig_steps: int = 4
-    """Points of the construction's integrated-gradient shares (0: no shares, no swaps)."""
+    """Points of the integrated-gradient shares (``rounds``: 0 means no shares, no swaps)."""
     ig_texts: int = 8
-    """Most validation texts per language the shares are estimated on."""
+    """Texts per language the shares are estimated on: validation texts in ``rounds``, a new
+    slice of the fit texts in every pass of ``search``."""
+    search_passes: int = 8
+    """Most estimation passes per language of the ``search``."""
+    search_pool: float = 2.0
+    """Candidates of a search pass: the next ``search_pool × k`` neurons of the ranking."""
+    search_swaps: float = 0.25
+    """The search's first trial swaps this fraction of k; a rejected trial halves it."""
+    search_patience: int = 1
+    """Passes in a row that end with a failed single swap before the search stops."""
     swaps: bool = True
     """The construction swaps out members with a share ≤ 0 when validated Sel does not fall."""
     optimise: OptimiseOptions = field(default_factory=OptimiseOptions)
@@ -70,6 +81,15 @@ class IdentifyOptions:
 
         return ConstructionOptions(
             rounds=self.rounds, ig_steps=self.ig_steps, ig_texts=self.ig_texts, swaps=self.swaps
+        ).validate()
+
+    def search(self) -> SearchOptions:
+        """The options of the ``search`` (selection v3)."""
+        from crane.search import SearchOptions
+
+        return SearchOptions(
+            passes=self.search_passes, pool=self.search_pool, swap_fraction=self.search_swaps,
+            ig_steps=self.ig_steps, ig_texts=self.ig_texts, patience=self.search_patience,
         ).validate()
 
     def score_options(self) -> dict[str, object]:

@@ -113,8 +113,9 @@ RECONSTRUCTION = (
 )
 """Recorded in the provenance of every relevance method's set."""
 
-VERIFY_MODES = ("groups", "rounds")
-"""``groups``: v1 group tests of the top candidates; ``rounds``: v2 causal construction."""
+VERIFY_MODES = ("groups", "rounds", "search")
+"""``groups``: v1 group tests of the top candidates; ``rounds``: v2 causal construction;
+``search``: v3, the construction's set improved by passes of measured swaps."""
 
 
 def identify(
@@ -166,7 +167,7 @@ def _identify_relevance(
     scores = spec.score(stats, **options.score_options())
     site = options.relevance.site
     reports: dict[str, LanguageReport] = {}
-    if verify_corpus is not None and options.verify_mode == "rounds":
+    if verify_corpus is not None and options.verify_mode in ("rounds", "search"):
         from crane.construction import construct_sets
         from crane.intervene import mask_neurons
 
@@ -178,13 +179,18 @@ def _identify_relevance(
                     max_texts=options.max_texts, max_tokens=options.token_budget,
                 )
 
+        searching = options.verify_mode == "search"
         neurons, reports = construct_sets(
             loaded, stats, verify_corpus,
             score=lambda again: spec.score(again, **options.score_options()),
             recollect=recollect, budget=options.budget, site=site,
             batching=options.relevance, options=options.construction(),
-            progress=progress,
+            progress=progress, measure=not searching,
         )
+        if searching:
+            neurons, reports = searched(
+                loaded, spec.name, neurons, scores, fit, verify_corpus, options, out, progress
+            )
         neurons.meta.update(
             {"method": spec.name, "options": scores.options, "budget": options.budget.describe()}
         )
@@ -225,6 +231,48 @@ def _identify_relevance(
             result.seconds,
         )
     return result
+
+
+def collected_texts(loaded: LoadedModel, corpus: Corpus, options: IdentifyOptions) -> Corpus:
+    """The texts of ``corpus`` that every statistics collector of a run reads (the leading
+    ones within ``max_texts`` and the token budget)."""
+    from crane.shards import texts_within_budget
+
+    return Corpus(
+        {
+            lang: texts_within_budget(
+                loaded.tokenizer, corpus[lang], options.max_texts, options.token_budget
+            )
+            for lang in corpus.languages
+        },
+        dict(corpus.provenance),
+    )
+
+
+def searched(
+    loaded: LoadedModel,
+    name: str,
+    start: NeuronSet,
+    scores: Any,
+    fit: Corpus,
+    validation: Corpus,
+    options: IdentifyOptions,
+    out: Path | None,
+    progress: Progress,
+    start_label: str | None = None,
+) -> tuple[NeuronSet, dict[str, Any]]:
+    """Method ``name``'s set after the set search (selection v3) from ``start`` (its top-k or
+    construction, or ``start_label``), candidates from ``scores``; checkpoints under
+    ``RUN_DIR/search``."""
+    from crane.search import search_neuron_set
+
+    label = start_label or ("top-k" if options.rounds == 1 else f"rounds:{options.rounds}")
+    neurons, reports = search_neuron_set(
+        loaded, start, scores, collected_texts(loaded, fit, options), validation,
+        batching=options.relevance, options=options.search(), start_label=label,
+        method=name, state_dir=out / "search" if out is not None else None, progress=progress,
+    )
+    return neurons, dict(reports)
 
 
 def _texts_provenance(fit: Corpus, validation: Corpus | None) -> dict[str, Any]:
@@ -291,6 +339,10 @@ def _reuse_result(
             from crane.construction import ConstructionReport
 
             kind = ConstructionReport
+        elif mode == "search":
+            from crane.search import SearchReport
+
+            kind = SearchReport
         reports = {lang: kind(**r) for lang, r in (report.get("verification") or {}).items()}
     except (CraneError, OSError, ValueError, TypeError):
         return None  # recorded but unreadable: compute again

@@ -17,7 +17,9 @@ from crane.identification.relevance import (
     _identify_relevance,
     _relevance_stats,
     _texts_provenance,
+    collected_texts,
     collector_options,
+    searched,
 )
 from crane.manifest import Manifest
 from crane.methods import get_method, method_names
@@ -93,6 +95,7 @@ def identify_methods(
     reference_budget: str = "0.5%",
     seed: int = 0,
     method_options: dict[str, dict[str, Any]] | None = None,
+    search_methods: tuple[str, ...] | list[str] | None = None,
 ) -> MethodsResult:
     """The one entry into identification: several methods on the same texts.
 
@@ -106,7 +109,9 @@ def identify_methods(
     reference method's sets (the ``match:`` method, else the first method). Budgets follow
     :func:`budget_plan`. ``method_options`` passes scorer options to activation methods
     (e.g. ``{"plnd": {"top_number": 500}}``). Each set is saved as
-    ``RUN_DIR/neurons-<method>.json``.
+    ``RUN_DIR/neurons-<method>.json``. Each method of ``search_methods`` is reported twice:
+    as published (its own set) and after the set search from that set, ``<method>+search``
+    (selection v3; the same search options for every method).
 
     Under ``torchrun``/``accelerate launch`` every rank first computes its share of the
     statistics shards (:func:`crane.distributed.share_statistics`); rank 0 then goes on alone
@@ -118,15 +123,17 @@ def identify_methods(
     methods, budget_for = budget_plan(parse_methods(",".join(methods)), budget, reference_budget)
     _check_before_work(loaded, corpus, methods, budget)
     base = options or IdentifyOptions()
+    searches = check_search_methods(methods, search_methods, base, verify_methods)
     progress = progress or NullProgress()
     share_statistics(
         loaded, corpus, methods, out_dir=out_dir, options=base, progress=progress,
         verify_methods=verify_methods, budget=budget, reference_budget=reference_budget,
+        search_methods=searches,
     )
     out = Path(out_dir) if out_dir is not None else None
     # a run directory of another model is refused here, before any work
     owner = Manifest(out, loaded.identity.key()) if out is not None else None
-    fit, validation = _shared_split(corpus, base, methods, verify_methods)
+    fit, validation = _shared_split(corpus, base, methods, verify_methods, searches)
     texts = _texts_provenance(fit, validation)
     result = MethodsResult({}, {}, {}, fit=fit, validation=validation)
     activation_stats: Stats | None = None
@@ -145,6 +152,8 @@ def identify_methods(
             result.sets[name], result.reports[name] = run.neurons, run.reports
             result.stats[name] = run.stats
             result.seconds[name] = time.perf_counter() - started
+            if name in searches:
+                _search_variant(loaded, name, result, fit, base, out, progress, method_options)
             continue
         else:
             if activation_stats is None:
@@ -164,7 +173,7 @@ def identify_methods(
             ):
                 neurons, result.reports[name] = _verified_set(
                     loaded, name, activation_stats, fit, validation, base, chosen,
-                    scorer_options, progress,
+                    scorer_options, progress, out,
                 )
             else:
                 neurons = spec.select(
@@ -189,9 +198,74 @@ def identify_methods(
             neurons.save(out / f"neurons-{name}.json")
         result.sets[name] = neurons
         result.seconds[name] = time.perf_counter() - started
+        if name in searches:
+            _search_variant(loaded, name, result, fit, base, out, progress, method_options)
     if owner is not None:
         owner.own()
     return result
+
+
+def _search_variant(
+    loaded: LoadedModel,
+    name: str,
+    result: MethodsResult,
+    fit: Corpus,
+    base: IdentifyOptions,
+    out: Path | None,
+    progress: Progress,
+    method_options: dict[str, dict[str, Any]] | None,
+) -> None:
+    """``<name>+search``: method ``name``'s published set after the set search, added to
+    ``result`` (and saved in the run directory)."""
+    started = time.perf_counter()
+    assert result.validation is not None
+    spec = get_method(name)
+    if spec.statistics == "relevance":
+        scores = spec.score(result.stats[name], **base.score_options())
+    else:
+        scores = spec.score(result.stats[name], **((method_options or {}).get(name) or {}))
+    variant = f"{name}{SEARCHED}"
+    neurons, result.reports[variant] = searched(
+        loaded, variant, result.sets[name], scores, fit, result.validation, base, out,
+        progress, start_label="published",
+    )
+    neurons.meta.update({"method": variant, "searched_from": name, "verified": True})
+    if out is not None:
+        neurons.save(out / f"neurons-{variant}.json")
+    result.sets[variant] = neurons
+    result.seconds[variant] = time.perf_counter() - started
+
+
+SEARCHED = "+search"
+"""Suffix of a method's set after the set search from its published set (``actmean+search``)."""
+
+
+def check_search_methods(
+    methods: list[str],
+    search_methods: tuple[str, ...] | list[str] | None,
+    base: IdentifyOptions,
+    verify_methods: tuple[str, ...] | list[str] | None,
+) -> list[str]:
+    """The methods that get a searched variant, checked before any work."""
+    chosen = list(dict.fromkeys(search_methods or []))
+    for name in chosen:
+        spec = get_method(name)
+        if name not in methods:
+            raise ConfigError(
+                f"search_methods names {name!r}, which the run does not identify; add it to "
+                "the methods or leave it out of search_methods."
+            )
+        if spec.statistics == "control" or spec.builder is not None:
+            raise ConfigError(
+                f"search_methods cannot take {name!r}: the search starts from a scored "
+                "method's set (e.g. crane, gradxact, actmean, lape)."
+            )
+        if base.verify_mode == "search" and _is_verified(base, name, verify_methods):
+            raise ConfigError(
+                f"{name!r} is already searched (verify_mode = \"search\"); leave it out of "
+                "search_methods or out of verify_methods."
+            )
+    return chosen
 
 
 def _shared_split(
@@ -199,10 +273,11 @@ def _shared_split(
     base: IdentifyOptions,
     methods: list[str],
     verify_methods: tuple[str, ...] | list[str] | None,
+    searches: list[str] | None = None,
 ) -> tuple[Corpus, Corpus | None]:
     """The run's fit and validation texts: a validation split is held out when any method of
-    the run is verified on it, and then every method is fitted on the same rest."""
-    verified = any(_is_verified(base, m, verify_methods) for m in methods)
+    the run is verified or searched on it, and then every method is fitted on the same rest."""
+    verified = bool(searches) or any(_is_verified(base, m, verify_methods) for m in methods)
     return _collection_split(corpus, replace(base, verify=verified))
 
 
@@ -231,10 +306,11 @@ def _verified_set(
     budget: Budget,
     scorer_options: dict[str, Any] | None,
     progress: Progress,
+    out: Path | None = None,
 ) -> tuple[NeuronSet, dict[str, Any]]:
     """An activation method's set confirmed like CRANE's (``base.verify_mode``): group tests
-    of its ranking, or the causal construction with its statistics collected again under
-    each round's mask."""
+    of its ranking, the causal construction with its statistics collected again under each
+    round's mask, or that construction's set improved by the set search."""
     from crane.construction import construct_sets
     from crane.intervene import mask_neurons
     from crane.verify import verify_candidates
@@ -256,11 +332,14 @@ def _verified_set(
         with mask_neurons(loaded.model, masked, adapter=loaded.adapter):
             return _activation_stats(loaded, fit, base, None, NullProgress())
 
+    searching = base.verify_mode == "search"
     neurons, built = construct_sets(
         loaded, stats, validation, score=score, recollect=recollect, budget=budget, site=site,
         batching=base.relevance, options=base.construction(),
-        progress=progress,
+        progress=progress, measure=not searching,
     )
+    if searching:
+        return searched(loaded, name, neurons, score(stats), fit, validation, base, out, progress)
     return neurons, dict(built)
 
 
@@ -298,23 +377,51 @@ def built_set(
     init = init_spec.score(stats, **options)
     init.method = init_name
     assert result.fit is not None
-    from crane.shards import texts_within_budget
-
-    fit = Corpus(  # the texts every collector of the run read (max_texts, token_budget)
-        {
-            lang: texts_within_budget(
-                loaded.tokenizer, result.fit[lang], base.max_texts, base.token_budget
-            )
-            for lang in result.fit.languages
-        },
-        dict(result.fit.provenance),
-    )
+    fit = collected_texts(loaded, result.fit, base)  # the texts every collector of the run read
+    site = spec.site_for(base.relevance.site)
+    rivals = {
+        m: s for m, s in result.sets.items()
+        if get_method(m.removesuffix(SEARCHED)).statistics != "control"
+    }
     neurons, reports = spec.build(
         loaded, fit, result.validation if validate else None, init,
-        budget=budget, site=spec.site_for(base.relevance.site), batching=base.relevance,
+        budget=budget, site=site, batching=base.relevance,
         options=replace(base.optimise, init=init_name), progress=progress,
+        starts=_warm_starts(result, base.optimise.start, site, loaded.shape.d_ff),
+        rivals=rivals if validate else None,
     )
     return neurons, dict(reports)
+
+
+def _warm_starts(
+    result: MethodsResult, start: str | None, site: str, d_ff: int
+) -> dict[str, tuple[str, list[int]]] | None:
+    """Language → (set name, flat members) the reference optimum starts from: the set named
+    ``start``, or with ``best`` each language's set of the highest validated Sel among the
+    run's verified and searched sets at ``site``; ``None`` without a start."""
+    if start is None:
+        return None
+    if start != "best":
+        if start not in result.sets:
+            raise ConfigError(
+                f"optimise_start names {start!r}, which this run does not identify; name one "
+                f"of: {', '.join(result.sets)}, or best."
+            )
+        chosen = result.sets[start]
+        return {lang: (start, sorted(chosen.flat(lang, d_ff))) for lang in chosen.languages}
+    starts: dict[str, tuple[str, list[int]]] = {}
+    for lang in result.validation.languages if result.validation is not None else []:
+        measured = [
+            (float(getattr(reports[lang], "measured_sel", float("nan"))), m)
+            for m, reports in result.reports.items()
+            if lang in reports and result.sets.get(m) is not None
+            and result.sets[m].site == site and lang in result.sets[m].languages
+        ]
+        measured = [(sel, m) for sel, m in measured if sel == sel]  # NaN: not measured
+        if measured:
+            _, best = max(measured)
+            starts[lang] = (best, sorted(result.sets[best].flat(lang, d_ff)))
+    return starts or None
 
 
 def reference_method(methods: list[str], budget: str) -> str:
@@ -398,6 +505,7 @@ def collect_shards(
     verify_methods: tuple[str, ...] | list[str] | None = None,
     budget: str = "0.5%",
     reference_budget: str = "0.5%",
+    search_methods: tuple[str, ...] | list[str] | None = None,
 ) -> None:
     """Compute data-parallel rank ``rank = (rank, world_size)``'s share of every statistics
     shard that :func:`identify_methods` with the same arguments reads from ``out_dir``.
@@ -415,7 +523,8 @@ def collect_shards(
     base = options or IdentifyOptions()
     progress = progress or NullProgress()
     out = Path(out_dir)
-    fit, _ = _shared_split(corpus, base, methods, verify_methods)  # as identify_methods
+    searches = list(search_methods or [])
+    fit, _ = _shared_split(corpus, base, methods, verify_methods, searches)  # as identify_methods
     kinds = {name: get_method(name).statistics for name in methods}
     for name in (m for m in methods if kinds[m] == "relevance"):
         chosen = _method_options(base, name, verify_methods)

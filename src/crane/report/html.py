@@ -246,7 +246,11 @@ def _comparisons(results: StudyResults) -> str:
     for name, compared in results.comparisons.items():
         bench = results.benchmarks.get(name)
         title = _e((bench.title if bench else None) or name)
-        against = [b for b in (results.reference_method, "random") if b in results.methods]
+        searched_reference = f"{results.reference_method}+search"
+        against = [
+            b for b in (results.reference_method, searched_reference, "random")
+            if b in results.methods
+        ]
         if "optimise" in results.methods:
             against.append("optimise")
         for b in dict.fromkeys(against):
@@ -261,7 +265,30 @@ def _comparisons(results: StudyResults) -> str:
             out.append(_method_table(
                 f"{title}: Sel(method) − Sel({_e(b)}), paired", results.methods, langs, paired
             ))
+        searched = [m for m in results.methods if f"{m}+search" in results.methods]
+        if searched:
+
+            def gain(a: str, lang: str, table: Any = compared.paired) -> Any:
+                got = table.get(f"{a}+search", {}).get(a, {}).get(lang)
+                return (got.get("diff"), got.get("ci")) if got else None
+
+            out.append(_method_table(
+                f"{title}: the same set search on every proposal, "
+                "Sel(method+search) − Sel(method as published), paired", searched, langs, gain,
+            ))
         if compared.efficiency:
+            above = sorted(
+                {
+                    m for m, per_lang in compared.efficiency.items() if m != "optimise"
+                    for got in per_lang.values()
+                    if isinstance(got.get("value"), (int, float)) and got["value"] > 1
+                }
+            )
+            if above:
+                out.append(
+                    f"<p><b>Note:</b> {_e(', '.join(above))} exceed the reference optimum's Sel "
+                    "on these texts (efficiency above 1): here the optimum is not a ceiling.</p>"
+                )
 
             def efficiency(method: str, lang: str, table: Any = compared.efficiency) -> Any:
                 per_lang = table.get(method)

@@ -23,10 +23,11 @@ IDENTIFY_KEYS = (
     "identify_corpus", "corpus_lang", "text_field", "lang_field", "site", "target", "score",
     "quantile", "profile", "normalize", "lam", "contrast_over", "z", "verify",
     "verify_methods", "verify_ratio", "verify_tests", "verify_mode", "rounds", "ig_steps",
-    "ig_texts", "swaps", "max_length", "attn_implementation",
+    "ig_texts", "swaps", "search_methods", "search_passes", "search_pool", "search_swaps",
+    "search_patience", "max_length", "attn_implementation",
     "batch_size", "batch_tokens", "seed", "token_budget", "shard_texts", "sweep_budgets",
     "sweep_methods", "random_control", "random_seeds", "optimise_steps", "optimise_lr",
-    "optimise_texts", "optimise_init",
+    "optimise_texts", "optimise_init", "optimise_start", "optimise_patience",
 )
 """The keys a study's identify stage depends on (its cache key); not gradient checkpointing,
 which changes memory, not results, nor the dtype, device and revision, which the model's
@@ -122,17 +123,35 @@ class StudyConfig:
     """Relevance methods whose candidates are confirmed (when ``verify``)."""
     verify_ratio: float = 1.0
     """A group passes when its own rise exceeds this × the others' mean."""
-    verify_mode: str = "rounds"
+    verify_mode: str = "search"
     """``groups``: v1 group tests of the top candidates; ``rounds``: v2 causal construction (masked
-    re-estimation in rounds, exactly k, damage measured on validation; needs v2 statistics)."""
-    rounds: int = 2
-    """Rounds of the ``rounds`` construction (k/rounds neurons per round)."""
+    re-estimation in rounds, exactly k, damage measured on validation; needs v2 statistics);
+    ``search``: v3, the construction's set (the top-k with ``rounds = 1``) improved by passes of
+    measured swaps until validated Sel stops rising ([identify.md](identify.md))."""
+    rounds: int = 1
+    """Rounds of the construction (k/rounds neurons per round; 1: the top-k), the start of the
+    ``search``."""
     ig_steps: int = 4
-    """Points of the construction's integrated-gradient shares of each member on the validation
-    texts (0: no shares, no swaps)."""
+    """Points of the integrated-gradient shares of each member (``rounds``: 0 means no shares, no
+    swaps)."""
     ig_texts: int = 8
-    """Most validation texts per language the shares are estimated on (each point costs one backward
-    pass over them per language; swaps are judged on every validation text)."""
+    """Texts per language the shares are estimated on: validation texts in ``rounds``, a new slice
+    of the fit texts in each pass of the ``search`` (each point costs one backward pass over them
+    per language; swaps are judged on every validation text)."""
+    search_methods: list[str] = field(default_factory=list)
+    """Methods reported twice, as published and after the same set search from their published
+    set (``<method>+search``): the comparison of proposals under an equal search."""
+    search_passes: int = 8
+    """Most estimation passes per language of the ``search`` (each followed by validated trials)."""
+    search_pool: float = 2.0
+    """Candidates of a search pass: the next ``search_pool × k`` neurons of the method's ranking
+    outside the set."""
+    search_swaps: float = 0.25
+    """Fraction of k the search's first trial swaps (worst members by share for the best candidates
+    by gain); a rejected trial halves it, and the search stops when one swap gains nothing."""
+    search_patience: int = 1
+    """Passes in a row that end with a failed single swap before the search stops (each failed pass
+    estimates again on the next fit texts)."""
     swaps: bool = True
     """The construction swaps out members whose own-minus-others share is ≤ 0 (refilled from the
     last round's ranking), kept only if validated Sel does not fall."""
@@ -147,9 +166,9 @@ class StudyConfig:
     """Recompute each layer's forward in relevance collection's backward pass: less memory, the same
     statistics."""
 
-    optimise_steps: int = 30
-    """Steps of the ``optimise`` method's mask optimisation per language (the reference optimum,
-    method.md)."""
+    optimise_steps: int = 100
+    """Most steps of the ``optimise`` method's mask optimisation per language (the reference
+    optimum, method.md); with ``optimise_patience`` it stops when validated Sel stops rising."""
     optimise_lr: float = 0.1
     """Its Adam step size on the standardised mask logits."""
     optimise_texts: int = 8
@@ -157,6 +176,13 @@ class StudyConfig:
     optimise_init: str | None = None
     """The method whose scores start the optimisation (none: ``crane`` when the study runs it, else
     ``actmean``)."""
+    optimise_start: str | None = "best"
+    """The set the optimisation warm-starts from: ``best`` (per language, the study's verified or
+    searched set with the highest validated Sel), a set's name (``actmean+search``), or none (the
+    scores' top-k)."""
+    optimise_patience: int = 3
+    """Checks of validated Sel (one every 5 steps) without a rise before the optimisation stops (0:
+    all ``optimise_steps``)."""
 
     allow_overlap: bool = False
     """Go on with a note when identification texts are among the bits-per-byte evaluation texts
@@ -240,7 +266,10 @@ class StudyConfig:
                 f"Unknown key(s) {', '.join(unknown)} in {source}; valid keys: "
                 f"{', '.join(sorted(known))}."
             )
-        for key in ("languages", "methods", "sweep_methods", "verify_methods", "benchmark_methods"):
+        for key in (
+            "languages", "methods", "sweep_methods", "verify_methods", "benchmark_methods",
+            "search_methods",
+        ):
             if isinstance(flat.get(key), str):
                 flat[key] = [part.strip() for part in flat[key].split(",") if part.strip()]
         hints = typing.get_type_hints(cls)
@@ -300,7 +329,10 @@ class StudyConfig:
                 f"Sweep method(s) {', '.join(missing)} are not among the study's methods."
             )
         if self.benchmark_methods is not None:
-            allowed = [*self.methods, *(["random"] if self.random_control else [])]
+            allowed = [
+                *self.methods, *(f"{m}+search" for m in self.search_methods),
+                *(["random"] if self.random_control else []),
+            ]
             stray = [m for m in self.benchmark_methods if m not in allowed]
             if stray:
                 raise ConfigError(
@@ -344,6 +376,23 @@ class StudyConfig:
             raise ConfigError(f"ig_steps must be 0 or more, got {self.ig_steps}.")
         import math
 
+        if self.search_methods:
+            from crane.identification.run import check_search_methods
+            from crane.methods import parse_methods
+
+            check_search_methods(
+                parse_methods(",".join(self.methods)), self.search_methods,
+                self.identify_options(), self.verify_methods,
+            )
+        if self.verify_mode == "search" or self.search_methods:
+            from crane.search import SearchOptions
+
+            SearchOptions(
+                passes=self.search_passes, pool=self.search_pool,
+                swap_fraction=self.search_swaps, ig_steps=self.ig_steps, ig_texts=self.ig_texts,
+                patience=self.search_patience,
+            ).validate()
+
         for name in ("lam", "z", "verify_ratio", "quantile", "optimise_lr"):
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)}.")
@@ -378,6 +427,10 @@ class StudyConfig:
             ig_steps=self.ig_steps,
             ig_texts=self.ig_texts,
             swaps=self.swaps,
+            search_passes=self.search_passes,
+            search_pool=self.search_pool,
+            search_swaps=self.search_swaps,
+            search_patience=self.search_patience,
             max_texts=self.identify_max_texts,
             token_budget=self.token_budget,
             verification=VerifyOptions(
@@ -386,6 +439,7 @@ class StudyConfig:
             optimise=OptimiseOptions(
                 steps=self.optimise_steps, lr=self.optimise_lr,
                 texts_per_step=self.optimise_texts, init=self.optimise_init, seed=self.seed,
+                start=self.optimise_start, patience=self.optimise_patience,
             ).validate(),
         )
 

@@ -50,8 +50,16 @@ def control_names(config: StudyConfig) -> list[str]:
 
 
 def study_methods(config: StudyConfig) -> list[str]:
-    """The methods of a study: the study's, plus its random controls."""
-    return [*config.methods, *control_names(config)]
+    """The sets of a study: its methods, their searched variants (``search_methods``), then
+    its random controls."""
+    from crane.identification.run import SEARCHED
+
+    ordered = [
+        name
+        for m in config.methods
+        for name in (m, *([f"{m}{SEARCHED}"] if m in config.search_methods else []))
+    ]
+    return [*ordered, *control_names(config)]
 
 
 def identify_stage(
@@ -161,6 +169,7 @@ def _identify(
         verify_methods=config.verify_methods,
         reference_budget=config.reference_budget,
         seed=config.seed,
+        search_methods=config.search_methods,
     )
 
 
