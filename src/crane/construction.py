@@ -45,7 +45,7 @@ class ConstructionOptions:
     """How a set is constructed (recorded in its provenance)."""
 
     rounds: int = 4
-    ig_steps: int = 4
+    ig_steps: int = 2
     """Points of the integrated-gradient shares (0: no shares and no swaps)."""
     ig_texts: int = 8
     """Most validation texts per language the shares are estimated on (each point costs one

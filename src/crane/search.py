@@ -6,8 +6,9 @@ from a method's set (its top-k, or the rounds construction) and repeats passes:
 
 1. **Estimate** on a slice of the *fit* texts (a new slice each pass): each member's share of
    the set's effect by integrated gradients along the mask scale α ∈ (0, 1] (midpoint rule,
-   ``ig_steps`` points; own-minus-others, bits per byte), and for a pool of candidates (the
-   next ``pool × k`` neurons of the method's ranking outside the set) the gain of adding each:
+   ``ig_steps`` points; own-minus-others, bits per byte), and for a pool of candidates (every
+   neuron outside the set by default; with ``pool`` > 0, the next ``pool × k`` neurons of the
+   method's ranking) the gain of adding each:
    minus the gradient of Sel with respect to its mask scale at the current set, all candidates
    from one backward pass per language.
 2. **Trial**: swap the m worst members for the m best candidates and measure Sel on the
@@ -27,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,9 @@ from crane.progress import NullProgress, Progress
 from crane.scoring.base import Scores, to_layer_indices
 
 
+CANDIDATES = ("gradient", "ranking", "masked")
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """How the set search runs (recorded in every searched set's provenance)."""
@@ -53,20 +58,22 @@ class SearchOptions:
     passes: int = 8
     """Most estimation passes per language (each is followed by one or more validated
     trials); 0 keeps the start set."""
-    pool: float = 2.0
-    """Candidates of a pass: the next ``pool × k`` neurons of the method's ranking that are
-    not in the set."""
+    pool: float = 0.0
+    """Candidates of a pass: 0, every neuron outside the set (one backward pass scores them
+    all); above 0, the next ``pool × k`` neurons of the method's ranking outside the set."""
     swap_fraction: float = 0.25
     """The first trial swaps ⌈swap_fraction · k⌉ members; a rejected trial halves it."""
-    ig_steps: int = 4
+    ig_steps: int = 2
     """Points of the members' integrated-gradient shares (0: each member's marginal value at
     the set instead, minus the gradient of Sel with respect to its mask scale, from the same
     backward pass as the candidates' gains)."""
     ig_texts: int = 8
     """Fit texts per language in one pass's estimate (the next slice of the fit texts)."""
     candidates: str = "gradient"
-    """How the pool's candidates are ordered: ``gradient`` (their Sel gain at the current set)
-    or ``ranking`` (the method's own order)."""
+    """How the pool's candidates are chosen: ``gradient`` (the next of the method's ranking,
+    ordered by their Sel gain at the current set), ``ranking`` (the method's own order) or
+    ``masked`` (the method's scores collected again on the pass's fit texts with the set
+    masked: neurons that compensate show up)."""
     patience: int = 1
     """Passes in a row whose trials all fail (down to one swap) before the search stops; after
     a failed pass the next estimates again on the next slice of fit texts."""
@@ -75,8 +82,9 @@ class SearchOptions:
         problems = [
             (self.passes >= 0, f"search passes must be 0 or more, got {self.passes}"),
             (
-                math.isfinite(self.pool) and self.pool > 0,
-                f"search pool must be > 0 (a multiple of k), got {self.pool}",
+                math.isfinite(self.pool) and self.pool >= 0,
+                f"search pool must be 0 (every neuron) or a positive multiple of k, got "
+                f"{self.pool}",
             ),
             (
                 math.isfinite(self.swap_fraction) and 0 < self.swap_fraction <= 1,
@@ -86,8 +94,9 @@ class SearchOptions:
             (self.ig_texts >= 1, f"search ig_texts must be at least 1, got {self.ig_texts}"),
             (self.patience >= 1, f"search patience must be at least 1, got {self.patience}"),
             (
-                self.candidates in ("gradient", "ranking"),
-                f"search candidates must be gradient or ranking, got {self.candidates!r}",
+                self.candidates in CANDIDATES,
+                f"search candidates must be one of {', '.join(CANDIDATES)}, got "
+                f"{self.candidates!r}",
             ),
         ]
         for ok, message in problems:
@@ -149,6 +158,7 @@ class _Texts:
         batching: RelevanceOptions,
     ) -> None:
         self.languages = [e for e in fit.languages if e in validation.languages]
+        self.fit_texts = {e: list(fit.texts[e]) for e in self.languages}
         self.fit = {e: LanguageTexts(loaded, fit.texts[e], batching) for e in self.languages}
         self.validation = {
             e: LanguageTexts(loaded, validation.texts[e], batching) for e in self.languages
@@ -170,6 +180,12 @@ class _Texts:
         size = min(size, len(texts))
         start = (pass_index * size) % len(texts)
         return [texts[(start + i) % len(texts)] for i in range(size)]
+
+
+Rescore = Callable[[str, list[int], dict[str, list[str]]], torch.Tensor]
+"""``rescore(lang, members, texts)``: the method's ranking for ``lang`` (flat indices, best
+first) with ``members`` masked, from its statistics collected again on ``texts`` (language →
+fit texts of the pass)."""
 
 
 def _zeroed(loaded: LoadedModel, members: list[int]) -> torch.Tensor:
@@ -263,7 +279,8 @@ def _state_key(
     method: str,
 ) -> str:
     k = len(start)
-    reach = k + math.ceil(options.pool * k)  # the ranking the search can ever read
+    # the ranking the search can ever read
+    reach = k + math.ceil(options.pool * k) if options.pool else len(ranking)
     return inputs_key(
         {
             "model": loaded.identity.key(),
@@ -305,9 +322,11 @@ def search_language(
     state: Path | None = None,
     key: str = "",
     progress: Progress | None = None,
+    rescore: Rescore | None = None,
 ) -> tuple[list[int], SearchReport]:
     """Search ``lang``'s set from ``start`` (flat indices, exactly k) with candidates from
-    ``ranking`` (flat indices, best first); returns the final members and the report."""
+    ``ranking`` (flat indices, best first; with ``candidates = "masked"``, from ``rescore``
+    at the current set); returns the final members and the report."""
     progress = progress or NullProgress()
     k = len(start)
     saved = _load_state(state, key)
@@ -332,7 +351,12 @@ def search_language(
         report.start_sel = report.measured_sel = _sel(delta, lang)
         report.measured_delta = delta
         report.forward_passes += len(texts.languages)
-    pool_size = math.ceil(options.pool * k)
+    n_neurons = loaded.shape.n_layers * loaded.shape.d_ff
+    pool_size = math.ceil(options.pool * k) if options.pool else n_neurons
+    if not options.pool:  # every neuron: the method's ranking first, then the rest
+        rest = torch.ones(n_neurons, dtype=torch.bool)
+        rest[ranking] = False
+        ranking = torch.cat([ranking, torch.nonzero(rest).flatten()])
     started = time.perf_counter() - report.seconds
 
     def save(done: bool) -> None:
@@ -353,10 +377,6 @@ def search_language(
             if report.passes >= options.passes:
                 report.stopped = "pass budget"
                 break
-            pool = _pool(ranking, members, pool_size)
-            if not pool:
-                report.stopped = "no candidates"
-                break
             progress.message(
                 f"search: {lang}, pass {report.passes + 1}/{options.passes}, "
                 f"validated Sel {report.measured_sel:+.3f}"
@@ -364,6 +384,19 @@ def search_language(
             chosen = {
                 e: texts.fit_slice(e, report.passes, options.ig_texts) for e in texts.languages
             }
+            order = ranking
+            if options.candidates == "masked":
+                if rescore is None:
+                    raise ConfigError(
+                        "search candidates = masked needs the method's statistics collected "
+                        "under the mask; use gradient or ranking here."
+                    )
+                slices = {e: [texts.fit_texts[e][i] for i in chosen[e]] for e in chosen}
+                order = rescore(lang, members, slices)
+            pool = _pool(order, members, pool_size)
+            if not pool:
+                report.stopped = "no candidates"
+                break
             own, gain, fit_sel = _estimate(
                 loaded, lang, members, pool, texts, chosen, site, options.ig_steps, report
             )
@@ -375,7 +408,7 @@ def search_language(
         worst = {members[i] for i in torch.argsort(own, stable=True)[:swaps].tolist()}
         if options.candidates == "gradient":
             best = [pool[i] for i in torch.argsort(-gain, stable=True)[:swaps].tolist()]
-        else:  # the method's own order
+        else:  # the method's own order (unmasked, or collected again under the mask)
             best = pool[:swaps]
         trial = [n for n in members if n not in worst] + best
         delta = validation_delta(loaded, texts, trial, site)
@@ -423,6 +456,7 @@ def search_sets(
     method: str = "",
     state_dir: str | Path | None = None,
     progress: Progress | None = None,
+    rescore: Rescore | None = None,
 ) -> tuple[dict[str, list[int]], dict[str, SearchReport]]:
     """Every language's searched set (see the module docstring): language → flat members and
     language → report. ``starts`` hold exactly k neurons per language; ``rankings`` the
@@ -442,6 +476,7 @@ def search_sets(
         members[lang], reports[lang] = search_language(
             loaded, lang, starts[lang], rankings[lang], texts, site=site, options=options,
             start_label=start_label, state=state, key=key, progress=progress,
+            rescore=rescore,
         )
     return members, reports
 
@@ -459,6 +494,7 @@ def search_neuron_set(
     method: str | None = None,
     state_dir: str | Path | None = None,
     progress: Progress | None = None,
+    rescore: Rescore | None = None,
 ) -> tuple[NeuronSet, dict[str, SearchReport]]:
     """:func:`search_sets` on a :class:`NeuronSet` (the start) with candidates from
     ``scores``' rankings; the result keeps the start's site and shape, and its ``meta``
@@ -470,7 +506,7 @@ def search_neuron_set(
     members, reports = search_sets(
         loaded, starts, rankings, fit, validation, site=start.site, batching=batching,
         options=options, start_label=start_label, method=method or scores.method or "set",
-        state_dir=state_dir, progress=progress,
+        state_dir=state_dir, progress=progress, rescore=rescore,
     )
     neurons = {
         lang: to_layer_indices(torch.tensor(sorted(chosen), dtype=torch.long), d_ff)

@@ -191,7 +191,7 @@ def test_an_activation_method_goes_through_the_same_search(loaded) -> None:
     ("options", "needle"),
     [
         ({"passes": -1}, "search passes must be 0 or more"),
-        ({"pool": 0.0}, "search pool must be > 0"),
+        ({"pool": -1.0}, "search pool must be 0"),
         ({"swap_fraction": 1.5}, "search swap fraction must be in (0, 1]"),
         ({"ig_steps": -1}, "search ig_steps must be 0 or more"),
     ],
@@ -199,3 +199,50 @@ def test_an_activation_method_goes_through_the_same_search(loaded) -> None:
 def test_bad_search_options_are_clear_errors(options: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         SearchOptions(**options).validate()
+
+
+@pytest.mark.parametrize("candidates", ["ranking", "masked"])
+def test_candidates_from_the_ranking_or_collected_again_under_the_mask(
+    loaded, candidates: str
+) -> None:
+    found = identify_methods(
+        loaded, corpus(), ["gradxact", "actmean"], budget="6",
+        options=IdentifyOptions(
+            relevance=BATCHING, search_passes=2, search_candidates=candidates
+        ),
+        verify_methods=["gradxact", "actmean"],
+    )
+    for method in ("gradxact", "actmean"):
+        assert found.sets[method].meta["search"]["candidates"] == candidates
+        for lang in TEXTS:
+            report = found.reports[method][lang]
+            assert found.sets[method].size(lang) == 6 and report.passes >= 1
+            assert report.measured_sel >= report.start_sel
+
+
+def test_masked_candidates_come_from_the_rescored_ranking(loaded) -> None:
+    """With ``masked`` candidates a pass asks ``rescore`` for the ranking at the current set
+    and swaps in that ranking's first neurons outside the set."""
+    fit = validation = corpus(1)
+    d_ff = loaded.shape.d_ff
+    asked: list[tuple[str, list[int], dict[str, int]]] = []
+    fresh = [3 * d_ff // 2 + i for i in range(10)]  # neurons no start or ranking holds
+
+    def rescore(lang, members, texts):  # type: ignore[no-untyped-def]
+        asked.append((lang, sorted(members), {e: len(t) for e, t in texts.items()}))
+        return torch.tensor(fresh + members, dtype=torch.long)
+
+    starts = {"vi": list(range(8))}
+    options = SearchOptions(passes=1, swap_fraction=0.5, ig_steps=1, ig_texts=2,
+                            candidates="masked")
+    members, reports = search_sets(
+        loaded, starts, {"vi": torch.arange(20)}, fit, validation, site="down_in",
+        batching=BATCHING, options=options, rescore=rescore,
+    )
+    assert asked[0] == ("vi", list(range(8)), {"en": 2, "vi": 2})
+    swapped_in = set(members["vi"]) - set(range(8))
+    assert swapped_in <= set(fresh[:4])  # the first m = 4 of the rescored ranking
+    assert len(members["vi"]) == 8
+    with pytest.raises(ConfigError, match="masked needs"):
+        search_sets(loaded, starts, {"vi": torch.arange(20)}, fit, validation, site="down_in",
+                    batching=BATCHING, options=options)

@@ -52,19 +52,23 @@ class IdentifyOptions:
     construction's set, then passes of measured swaps until validated Sel stops rising)."""
     rounds: int = 1
     """Rounds of the construction (``rounds``, and the start of ``search``; 1: the top-k)."""
-    ig_steps: int = 4
+    ig_steps: int = 2
     """Points of the integrated-gradient shares (``rounds``: 0 means no shares, no swaps)."""
     ig_texts: int = 8
     """Texts per language the shares are estimated on: validation texts in ``rounds``, a new
     slice of the fit texts in every pass of ``search``."""
     search_passes: int = 8
     """Most estimation passes per language of the ``search``."""
-    search_pool: float = 2.0
-    """Candidates of a search pass: the next ``search_pool × k`` neurons of the ranking."""
+    search_pool: float = 0.0
+    """Candidates of a search pass: 0, every neuron outside the set; above 0, the next
+    ``search_pool × k`` neurons of the method's ranking."""
     search_swaps: float = 0.25
     """The search's first trial swaps this fraction of k; a rejected trial halves it."""
     search_patience: int = 1
     """Passes in a row that end with a failed single swap before the search stops."""
+    search_candidates: str = "gradient"
+    """How a search pass picks its candidates: ``gradient``, ``ranking`` or ``masked``
+    (:class:`crane.search.SearchOptions`)."""
     swaps: bool = True
     """The construction swaps out members with a share ≤ 0 when validated Sel does not fall."""
     optimise: OptimiseOptions = field(default_factory=OptimiseOptions)
@@ -90,6 +94,7 @@ class IdentifyOptions:
         return SearchOptions(
             passes=self.search_passes, pool=self.search_pool, swap_fraction=self.search_swaps,
             ig_steps=self.ig_steps, ig_texts=self.ig_texts, patience=self.search_patience,
+            candidates=self.search_candidates,
         ).validate()
 
     def score_options(self) -> dict[str, object]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -271,8 +271,48 @@ def searched(
         loaded, start, scores, collected_texts(loaded, fit, options), validation,
         batching=options.relevance, options=options.search(), start_label=label,
         method=name, state_dir=out / "search" if out is not None else None, progress=progress,
+        rescore=_masked_rescore(loaded, name.removesuffix("+search"), start, options),
     )
     return neurons, dict(reports)
+
+
+def _masked_rescore(
+    loaded: LoadedModel, method: str, start: NeuronSet, options: IdentifyOptions
+) -> Any:
+    """``rescore(lang, members, texts)`` for the search's ``masked`` candidates: ``method``'s
+    ranking from its statistics collected again on ``texts`` with ``members`` masked."""
+    import torch
+
+    from crane.activations import ActivationOptions, collect_activations
+    from crane.intervene import mask_neurons
+    from crane.scoring.base import to_layer_indices
+
+    spec = get_method(method)
+    relevance = replace(options.relevance, method=spec.relevance or options.relevance.method)
+
+    def rescore(lang: str, members: list[int], texts: dict[str, list[str]]) -> Any:
+        masked = NeuronSet(
+            {lang: to_layer_indices(torch.tensor(members), loaded.shape.d_ff)}, start.site,
+            loaded.shape.n_layers, loaded.shape.d_ff,
+        )
+        corpus = Corpus(texts)
+        with mask_neurons(loaded.model, masked, adapter=loaded.adapter):
+            if spec.statistics == "relevance":
+                stats = collect_relevance(
+                    loaded.model, loaded.tokenizer, corpus, options=relevance,
+                    adapter=loaded.adapter,
+                )
+                return spec.score(stats, **options.score_options()).ranking(lang)
+            stats = collect_activations(
+                loaded.model, loaded.tokenizer, corpus, adapter=loaded.adapter,
+                options=ActivationOptions(
+                    site=options.relevance.site, max_length=relevance.max_length,
+                    batch_size=relevance.batch_size, batch_tokens=relevance.batch_tokens,
+                ),
+            )
+            return spec.score(stats).ranking(lang)
+
+    return rescore
 
 
 def _texts_provenance(fit: Corpus, validation: Corpus | None) -> dict[str, Any]:

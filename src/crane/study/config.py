@@ -24,7 +24,7 @@ IDENTIFY_KEYS = (
     "quantile", "profile", "normalize", "lam", "contrast_over", "z", "verify",
     "verify_methods", "verify_ratio", "verify_tests", "verify_mode", "rounds", "ig_steps",
     "ig_texts", "swaps", "search_methods", "search_passes", "search_pool", "search_swaps",
-    "search_patience", "max_length", "attn_implementation",
+    "search_patience", "search_candidates", "max_length", "attn_implementation",
     "batch_size", "batch_tokens", "seed", "token_budget", "shard_texts", "sweep_budgets",
     "sweep_methods", "random_control", "random_seeds", "optimise_steps", "optimise_lr",
     "optimise_texts", "optimise_init", "optimise_start", "optimise_patience",
@@ -131,7 +131,7 @@ class StudyConfig:
     rounds: int = 1
     """Rounds of the construction (k/rounds neurons per round; 1: the top-k), the start of the
     ``search``."""
-    ig_steps: int = 4
+    ig_steps: int = 2
     """Points of the integrated-gradient shares of each member (``rounds``: 0 means no shares, no
     swaps)."""
     ig_texts: int = 8
@@ -143,15 +143,20 @@ class StudyConfig:
     set (``<method>+search``): the comparison of proposals under an equal search."""
     search_passes: int = 8
     """Most estimation passes per language of the ``search`` (each followed by validated trials)."""
-    search_pool: float = 2.0
-    """Candidates of a search pass: the next ``search_pool × k`` neurons of the method's ranking
-    outside the set."""
+    search_pool: float = 0.0
+    """Candidates of a search pass: 0, every neuron outside the set (one backward pass scores them
+    all; chosen on validation texts, bench/SELECTIVITY.md); above 0, the next ``search_pool × k``
+    neurons of the method's ranking outside the set."""
     search_swaps: float = 0.25
     """Fraction of k the search's first trial swaps (worst members by share for the best candidates
     by gain); a rejected trial halves it, and the search stops when one swap gains nothing."""
     search_patience: int = 1
     """Passes in a row that end with a failed single swap before the search stops (each failed pass
     estimates again on the next fit texts)."""
+    search_candidates: str = "gradient"
+    """A search pass's candidates: ``gradient`` (the pool ordered by their Sel gain at the current
+    set), ``ranking`` (in the method's order) or ``masked``
+    (the method's scores collected again on the pass's fit texts with the set masked)."""
     swaps: bool = True
     """The construction swaps out members whose own-minus-others share is ≤ 0 (refilled from the
     last round's ranking), kept only if validated Sel does not fall."""
@@ -390,7 +395,7 @@ class StudyConfig:
             SearchOptions(
                 passes=self.search_passes, pool=self.search_pool,
                 swap_fraction=self.search_swaps, ig_steps=self.ig_steps, ig_texts=self.ig_texts,
-                patience=self.search_patience,
+                patience=self.search_patience, candidates=self.search_candidates,
             ).validate()
 
         for name in ("lam", "z", "verify_ratio", "quantile", "optimise_lr"):
@@ -431,6 +436,7 @@ class StudyConfig:
             search_pool=self.search_pool,
             search_swaps=self.search_swaps,
             search_patience=self.search_patience,
+            search_candidates=self.search_candidates,
             max_texts=self.identify_max_texts,
             token_budget=self.token_budget,
             verification=VerifyOptions(
