@@ -128,6 +128,21 @@ def test_english_control_example_config_is_valid() -> None:
     assert config.control_language == "fr" and config.languages == ["en", "zh", "vi", "fr"]
 
 
+def test_selection_v3_example_config_is_valid() -> None:
+    """The full v3 study: every method as published and four of them after the same search."""
+    from crane.study import load_config
+    from crane.study.identify import study_methods
+
+    config = load_config(EXAMPLES / "selection_v3.toml")
+    config.validate()
+    assert config.verify_mode == "search" and config.verify_methods == []
+    assert config.search_methods == ["crane", "gradxact", "actmean", "lape"]
+    names = study_methods(config)
+    for method in config.search_methods:
+        assert names.index(f"{method}+search") == names.index(method) + 1
+    assert "optimise" in names and config.optimise_start == "best"
+
+
 def test_fisher_score_example_config_is_valid() -> None:
     """The constructed `fisher` comparison bench/SELECTIVITY.md quotes loads and validates."""
     from crane.study import load_config
