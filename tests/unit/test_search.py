@@ -15,6 +15,7 @@ from crane.errors import ConfigError
 from crane.identification import IdentifyOptions, identify_methods
 from crane.masked_loss import bits_per_byte, scaled_site
 from crane.models.loading import load_model
+from crane.neurons import NeuronSet
 from crane.search import SearchOptions, SearchReport, search_sets
 
 TEXTS = {
@@ -246,3 +247,24 @@ def test_masked_candidates_come_from_the_rescored_ranking(loaded) -> None:
     with pytest.raises(ConfigError, match="masked needs"):
         search_sets(loaded, starts, {"vi": torch.arange(20)}, fit, validation, site="down_in",
                     batching=BATCHING, options=options)
+
+
+def test_crane_identify_reads_search_methods_from_its_config(
+    tiny_llama_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import run_cli
+
+    config = tmp_path / "c.toml"
+    config.write_text('search_methods = ["actmean"]\nverify_methods = []\nsearch_passes = 1\n')
+    out = tmp_path / "run"
+    code, printed, err = run_cli(
+        ["identify", "--model", str(tiny_llama_dir), "--langs", "en,vi", "--corpus", "udhr",
+         "--method", "gradxact,actmean", "--budget", "5", "--config", str(config),
+         "--out", str(out)],
+        capsys,
+    )
+    assert code == 0, err
+    searched = NeuronSet.load(out / "neurons-actmean+search.json")
+    assert searched.meta["searched_from"] == "actmean" and searched.size("vi") == 5
+    assert "actmean+search verification vi: set search from the published" in printed
+    assert (out / "search" / "actmean+search-vi.json").is_file()

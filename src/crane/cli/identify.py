@@ -53,7 +53,7 @@ OPTION_KEYS = {
     "attn_implementation": "attn_implementation",
 }
 """Each option of ``crane identify`` → its key in a study configuration (``--config``)."""
-FILE_ONLY_KEYS = ("verify_methods", "reference_budget", "seed")
+FILE_ONLY_KEYS = ("verify_methods", "search_methods", "reference_budget", "seed")
 """Identification keys of a configuration file that have no option of their own."""
 NOT_SHAPING = ("model", "methods", "sweep_budgets", "sweep_methods", "random_control")
 """Identification keys that do not shape the files a run directory holds: the model is
@@ -108,7 +108,7 @@ def identify_cmd(
             "match:METHOD (another method of this run), or own (LAPE's and PLND's own sizes)."
         ),
     ] = "0.5%",
-    verify: Annotated[bool, typer.Option(help="Confirm candidates by masking (group testing).")] = True,
+    verify: Annotated[bool, typer.Option(help="Confirm candidates by masking (--verify-mode).")] = True,
     verify_ratio: Annotated[
         float, typer.Option(help="A group passes when its own rise exceeds this × the others' mean.")
     ] = 1.0,
@@ -229,6 +229,7 @@ def identify_cmd(
                     loaded, texts, methods, budget=settings.budget, options=options,
                     out_dir=out, progress=reporter, verify_methods=verify_methods,
                     reference_budget=settings.reference_budget, seed=settings.seed,
+                    search_methods=settings.search_methods,
                 )
         except RankDone:
             return
