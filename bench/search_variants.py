@@ -48,8 +48,8 @@ def main() -> None:
     from crane.demo import demo_config
     from crane.identification.relevance import (
         _collection_split,
-        _relevance_stats,
         _masked_rescore,
+        _relevance_stats,
         collected_texts,
     )
     from crane.masked_loss import LanguageTexts, bits_per_byte, scaled_site

@@ -47,7 +47,6 @@ from crane.neurons import NeuronSet
 from crane.progress import NullProgress, Progress
 from crane.scoring.base import Scores, to_layer_indices
 
-
 CANDIDATES = ("gradient", "ranking", "masked")
 
 

@@ -108,7 +108,9 @@ def identify_cmd(
             "match:METHOD (another method of this run), or own (LAPE's and PLND's own sizes)."
         ),
     ] = "0.5%",
-    verify: Annotated[bool, typer.Option(help="Confirm candidates by masking (--verify-mode).")] = True,
+    verify: Annotated[
+        bool, typer.Option(help="Confirm candidates by masking (--verify-mode).")
+    ] = True,
     verify_ratio: Annotated[
         float, typer.Option(help="A group passes when its own rise exceeds this × the others' mean.")
     ] = 1.0,
