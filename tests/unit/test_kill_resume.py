@@ -43,6 +43,11 @@ IDENTIFY_CHAIN = [
     ("stats:activations/zh/shard-00000.texts.safetensors", "half an activation shard"),
     ("select:2", "selection of the last activation baseline (crane and gradxact are reused)"),
 ]
+SEARCH_CHAIN = [
+    ("search:en:2", "the set search: after the second trial of the first language"),
+    ("search:zh", "the set search: after the first trial of the second language"),
+    ("write:neurons-gradxact.json", "inside the atomic write of the searched set"),
+]
 STUDY_CHAIN = [
     ("stats:stats/zh/*", "collection: every relevance shard of crane done"),
     ("verify:1", "verification of crane's candidates"),
@@ -344,6 +349,27 @@ def test_identify_killed_and_resumed(
     )
     assert len(tried) == len(IDENTIFY_CHAIN)
     _assert_same_outputs(out, reference_identify)
+
+
+def _search_argv(model: Path, out: Path) -> list[str]:
+    options = "--langs en,zh --corpus udhr --method gradxact --budget 6 --max-texts 8"
+    return ["identify", "--model", str(model), "--out", str(out), *options.split(),
+            "--search-passes", "3"]
+
+
+def test_set_search_killed_and_resumed(tiny_llama_dir: Path, work: Path) -> None:
+    """The set search (the default verification) checkpoints every trial: killed after a
+    trial, or inside the set's write, a restart resumes and ends with the uninterrupted
+    run's files (sets, reports, checkpoints) byte for byte, timing aside."""
+    reference = work / "search-reference"
+    _in_process(_search_argv(tiny_llama_dir, reference))
+    out = work / "search-killed"
+    tried = _run_chain(
+        _search_argv(tiny_llama_dir, out), out, SEARCH_CHAIN, work / "search.log",
+        fresh_first=False,
+    )
+    assert len(tried) == len(SEARCH_CHAIN)
+    _assert_same_outputs(out, reference)
 
 
 def test_study_killed_and_resumed(study_config: Path, work: Path, reference_study: Path) -> None:
