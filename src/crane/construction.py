@@ -93,7 +93,8 @@ class ConstructionReport:
     """Backward passes of the shares (over validation texts)."""
 
 
-def _next_neurons(ranking: torch.Tensor, chosen: set[int], quota: int) -> list[int]:
+def next_neurons(ranking: torch.Tensor, chosen: set[int], quota: int) -> list[int]:
+    """The first ``quota`` neurons of ``ranking`` (flat indices) that are not in ``chosen``."""
     out: list[int] = []
     for index in ranking.tolist():
         if len(out) == quota:
@@ -155,12 +156,12 @@ def construct_sets(
                 )
                 ranking = score(recollect(masked)).ranking(lang)
                 report.relevance_passes += 1
-            picked = _next_neurons(ranking, set(chosen), quota)
+            picked = next_neurons(ranking, set(chosen), quota)
             chosen += picked
             report.per_round.append(len(picked))
             report.rounds += 1
         if len(chosen) < k:  # too few eligible: fill from L's own use of each neuron, recorded
-            fill = _next_neurons(_fill_order(stats, lang), set(chosen), k - len(chosen))
+            fill = next_neurons(_fill_order(stats, lang), set(chosen), k - len(chosen))
             report.filled_from_exposure = len(fill)
             chosen += fill
         members[lang], last_ranking[lang] = chosen, ranking
@@ -262,7 +263,7 @@ def _shares_and_swaps(
     kept = [n for n in chosen if n not in drop]
     taken = set(chosen)
     for order in refill:  # the masked-point ranking, then L's own use of each neuron
-        more = _next_neurons(order, taken, len(chosen) - len(kept))
+        more = next_neurons(order, taken, len(chosen) - len(kept))
         kept += more
         taken |= set(more)
     if len(kept) < len(chosen):

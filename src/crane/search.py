@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from crane.collect import RelevanceOptions
+from crane.construction import next_neurons
 from crane.data.corpus import Corpus
 from crane.errors import ConfigError
 from crane.faults import kill_point
@@ -255,17 +256,6 @@ def _estimate(
     return own, gain, _sel(delta, lang)
 
 
-def _pool(ranking: torch.Tensor, members: list[int], size: int) -> list[int]:
-    taken = set(members)
-    out: list[int] = []
-    for index in ranking.tolist():
-        if len(out) == size:
-            break
-        if index not in taken:
-            out.append(int(index))
-    return out
-
-
 def _state_key(
     loaded: LoadedModel,
     lang: str,
@@ -392,7 +382,7 @@ def search_language(
                     )
                 slices = {e: [texts.fit_texts[e][i] for i in chosen[e]] for e in chosen}
                 order = rescore(lang, members, slices)
-            pool = _pool(order, members, pool_size)
+            pool = next_neurons(order, set(members), pool_size)
             if not pool:
                 report.stopped = "no candidates"
                 break
